@@ -1,0 +1,1 @@
+"""digitlab: a from-scratch NumPy neural-network workbench for handwritten digits."""
