@@ -1,0 +1,248 @@
+"""Layers and the sequential model.
+
+A layer has `params` and `grads` (dicts with the same keys), `forward(x, training)` that caches
+only what backward needs, and `backward(dout)` that fills `grads` and returns the gradient for
+its input (a layer told `needs_input_grad = False`, the network's first, skips that product).
+Arrays are batch-first: x is (n, n_in), the output (n, n_out).
+
+A model is described by plain dicts, one a layer (`{"type": "dense", "units": 100}`,
+`{"type": "activation", "name": "sigmoid"}`, `{"type": "dropout", "rate": 0.5}`); the
+`LAYERS` registry maps each type to its class, whose `from_spec` builds it for a given input
+size. The description is what a saved model stores beside its arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import numpy as np
+
+from digitlab.core.activations import check_params, get_activation
+from digitlab.core.init import get_initialiser
+from digitlab.errors import ConfigError
+
+
+class Layer(Protocol):
+    name: str
+    params: dict[str, np.ndarray]
+    grads: dict[str, np.ndarray]
+    needs_input_grad: bool
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray: ...
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None: ...
+
+
+LayerFactory = Callable[[dict[str, Any], int, np.random.Generator, Any], tuple[Any, int]]
+LAYERS: dict[str, LayerFactory] = {}
+
+
+def layer(type_name: str) -> Callable[[LayerFactory], LayerFactory]:
+    """Register a factory (spec, n_in, rng, dtype) -> (layer, n_out) under `type_name`."""
+
+    def register(factory: LayerFactory) -> LayerFactory:
+        LAYERS[type_name] = factory
+        return factory
+
+    return register
+
+
+class Dense:
+    """z = x @ w + b, with w (n_in, n_out) and b (n_out,)."""
+
+    def __init__(self, w: np.ndarray, b: np.ndarray, name: str = "dense") -> None:
+        self.name = name
+        self.params = {"w": w, "b": b}
+        self.grads = {"w": np.zeros_like(w), "b": np.zeros_like(b)}
+        self.needs_input_grad = True
+        self._x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        if training:
+            self._x = x
+        z = x @ self.params["w"]
+        z += self.params["b"]
+        return z
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        assert self._x is not None, "backward before a training forward"
+        np.matmul(self._x.T, dout, out=self.grads["w"])
+        np.sum(dout, axis=0, out=self.grads["b"])
+        return dout @ self.params["w"].T if self.needs_input_grad else None
+
+
+@layer("dense")
+def _dense(spec: dict[str, Any], n_in: int, rng: np.random.Generator, dtype: Any) -> tuple[Any, int]:
+    units = int(spec["units"])
+    if units <= 0:
+        raise ConfigError(f"dense layer needs units > 0, got {units}")
+    init = get_initialiser(spec.get("init", "xavier"))
+    w = init(rng, n_in, units, dtype, **spec.get("init_params", {}))
+    bias_std = float(spec.get("bias_std", 0.0))
+    b = (rng.standard_normal(units) * bias_std).astype(dtype) if bias_std else np.zeros(units, dtype)
+    return Dense(w, b), units
+
+
+class Activation:
+    """a = f(z) for a registered activation; backward multiplies by f'(z)."""
+
+    def __init__(self, name: str, **params: Any) -> None:
+        check_params(name, params)
+        entry = get_activation(name)
+        self.name = name
+        self.activation = name
+        self.f, self.df, self.fparams = entry.f, entry.df, params
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.needs_input_grad = True
+        self.z: np.ndarray | None = None  # kept after forward: monitors read f'(z) from it
+
+    def forward(self, z: np.ndarray, training: bool) -> np.ndarray:
+        if training:
+            self.z = z
+        return self.f(z, **self.fparams)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        assert self.z is not None and self.df is not None, "backward before a training forward"
+        return dout * self.df(self.z, **self.fparams)
+
+
+@layer("activation")
+def _activation(
+    spec: dict[str, Any], n_in: int, rng: np.random.Generator, dtype: Any
+) -> tuple[Any, int]:
+    params = {k: v for k, v in spec.items() if k not in ("type", "name")}
+    return Activation(spec["name"], **params), n_in
+
+
+class Dropout:
+    """Inverted dropout: in training, zero each unit with probability `rate`, scale the rest."""
+
+    def __init__(self, rate: float, rng: np.random.Generator) -> None:
+        if not 0 <= rate < 1:
+            raise ConfigError(f"dropout rate must be in [0, 1), got {rate}")
+        self.name = "dropout"
+        self.rate, self.rng = rate, rng
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.needs_input_grad = True
+        self._mask: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        if not training or self.rate == 0:
+            self._mask = None
+            return x
+        keep = 1 - self.rate
+        # The 1/keep scaling is folded into the mask, so evaluation needs no rescaling.
+        self._mask = (self.rng.random(x.shape, dtype=np.float64) < keep).astype(x.dtype)
+        self._mask /= x.dtype.type(keep)
+        return x * self._mask
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout if self._mask is None else dout * self._mask
+
+
+@layer("dropout")
+def _dropout(spec: dict[str, Any], n_in: int, rng: np.random.Generator, dtype: Any) -> tuple[Any, int]:
+    return Dropout(float(spec["rate"]), rng), n_in
+
+
+class Sequential:
+    """Layers applied in order; the whole model's description is kept for saving."""
+
+    def __init__(self, layers: list[Any], input_size: int, spec: list[dict[str, Any]], dtype: Any):
+        self.layers = layers
+        self.input_size = input_size
+        self.spec = spec
+        self.dtype = np.dtype(dtype)
+        if layers:
+            layers[0].needs_input_grad = False  # nothing needs the gradient of the data
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        for lay in self.layers:
+            x = lay.forward(x, training)
+        return x
+
+    def backward(self, dout: np.ndarray) -> None:
+        for lay in reversed(self.layers):
+            dout = lay.backward(dout)
+            if dout is None:
+                break
+
+    def parameters(self) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        """(qualified name, parameter, gradient) for every parameter array, e.g. 'dense1.w'."""
+        for lay in self.layers:
+            for key, value in lay.params.items():
+                yield f"{lay.name}.{key}", value, lay.grads[key]
+
+    def describe(self) -> dict[str, Any]:
+        """The JSON-ready description a saved model stores beside its arrays."""
+        return {"input_size": self.input_size, "dtype": self.dtype.name, "layers": self.spec}
+
+
+def build_model(
+    spec: list[dict[str, Any]],
+    input_size: int,
+    rng: np.random.Generator,
+    dtype: Any = np.float32,
+) -> Sequential:
+    """Build a Sequential model from layer dicts; layers get names like dense1, sigmoid1."""
+    if input_size <= 0:
+        raise ConfigError(f"input size must be > 0, got {input_size}")
+    layers: list[Any] = []
+    counts: dict[str, int] = {}
+    n = input_size
+    for i, layer_spec in enumerate(spec):
+        kind = layer_spec.get("type")
+        if kind not in LAYERS:
+            known = ", ".join(sorted(LAYERS))
+            raise ConfigError(f"layer {i + 1}: unknown type {kind!r}; known: {known}")
+        lay, n = LAYERS[kind](layer_spec, n, rng, np.dtype(dtype))
+        base = lay.name
+        counts[base] = counts.get(base, 0) + 1
+        lay.name = f"{base}{counts[base]}"
+        layers.append(lay)
+    return Sequential(layers, input_size, [dict(s) for s in spec], dtype)
+
+
+def mlp_spec(
+    hidden_sizes: list[int],
+    n_classes: int,
+    activation: str = "relu",
+    *,
+    activation_params: dict[str, Any] | None = None,
+    init: str | None = None,
+    init_params: dict[str, Any] | None = None,
+    bias_std: float = 0.0,
+    dropout: float = 0.0,
+    output_activation: str | None = None,
+) -> list[dict[str, Any]]:
+    """Layer dicts for a multi-layer perceptron: (dense, activation[, dropout]) per hidden layer.
+
+    The initialiser defaults to the one the activation registers (He for the ReLU family,
+    Xavier for sigmoid and tanh); the output layer uses Xavier unless `init` is given.
+    """
+    entry = get_activation(activation)
+    check_params(activation, activation_params or {})
+    hidden_init = init or entry.init
+    spec: list[dict[str, Any]] = []
+
+    def dense(units: int, init_name: str) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": "dense", "units": units, "init": init_name}
+        if init_params:
+            d["init_params"] = dict(init_params)
+        if bias_std:
+            d["bias_std"] = bias_std
+        return d
+
+    for units in hidden_sizes:
+        spec.append(dense(units, hidden_init))
+        spec.append({"type": "activation", "name": activation, **(activation_params or {})})
+        if dropout:
+            spec.append({"type": "dropout", "rate": dropout})
+    spec.append(dense(n_classes, init or "xavier"))
+    if output_activation:
+        get_activation(output_activation)
+        spec.append({"type": "activation", "name": output_activation})
+    return spec

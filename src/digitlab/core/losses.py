@@ -1,0 +1,107 @@
+"""Losses from the network's output: the mean loss over the batch and its gradient.
+
+A loss takes `logits` (n, k), the last layer's output, and integer labels y (n,), and returns
+(loss, dlogits). The loss is summed over classes and averaged over samples, so the gradient is
+divided by n only (never by n * k, which would silently shrink the learning rate k times).
+Softmax and sigmoid stay inside the losses: the fused gradients (probs - onehot) come for free.
+Every loss is registered in `LOSSES`; prediction is always the argmax of the logits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from digitlab.errors import ConfigError
+
+LossFn = Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
+LOSSES: dict[str, LossFn] = {}
+
+
+def loss(name: str) -> Callable[[LossFn], LossFn]:
+    """Register a loss function under `name`."""
+
+    def register(f: LossFn) -> LossFn:
+        LOSSES[name] = f
+        return f
+
+    return register
+
+
+def get_loss(name: str) -> LossFn:
+    """The loss registered as `name`, or a ConfigError listing the known names."""
+    if name not in LOSSES:
+        raise ConfigError(f"unknown loss {name!r}; known: {', '.join(sorted(LOSSES))}")
+    return LOSSES[name]
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """logits - logsumexp(logits) per row.
+
+    Numerics: the row maximum (not the batch maximum) is subtracted before exponentiating, so
+    every row has one exp(0) = 1 term and its sum can neither overflow nor underflow to zero.
+    """
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """exp(logits) normalised per row, shifted by the row maximum."""
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _rows(y: np.ndarray) -> np.ndarray:
+    return np.arange(y.shape[0])
+
+
+@loss("softmax_cross_entropy")
+def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """-log softmax(logits)[y], averaged over samples; gradient (softmax - onehot) / n.
+
+    Numerics: the loss is read off the log-softmax, so a probability that underflows to 0
+    gives a large finite loss instead of log(0), with no epsilon to bias it.
+    """
+    n = logits.shape[0]
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    sums = e.sum(axis=1, keepdims=True)
+    log_probs_true = shifted[_rows(y), y] - np.log(sums[:, 0])
+    dlogits = e / sums
+    dlogits[_rows(y), y] -= 1
+    dlogits /= n
+    return float(-log_probs_true.mean(dtype=np.float64)), dlogits
+
+
+@loss("quadratic")
+def quadratic(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """0.5 * sum over classes of (output - onehot)^2, averaged over samples (Nielsen's MSE).
+
+    The outputs are used as they are: put an output activation (e.g. sigmoid) in the model to
+    get Nielsen's sigmoid outputs.
+    """
+    n = logits.shape[0]
+    diff = logits.copy()
+    diff[_rows(y), y] -= 1
+    value = 0.5 * float(np.einsum("ij,ij->", diff, diff, dtype=np.float64)) / n
+    diff /= n
+    return value, diff
+
+
+@loss("sigmoid_cross_entropy")
+def sigmoid_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Binary cross-entropy of sigmoid(logits) against one-hot targets, summed over classes.
+
+    loss = sum_k [log(1 + exp(z_k)) - t_k z_k]; gradient (sigmoid(z) - t) / n.
+    Numerics: log(1 + exp(z)) is logaddexp(0, z) and sigmoid never exponentiates a positive
+    number, so neither overflows for extreme logits.
+    """
+    n = logits.shape[0]
+    total = np.logaddexp(logits.dtype.type(0), logits).sum(dtype=np.float64)
+    total -= logits[_rows(y), y].sum(dtype=np.float64)
+    e = np.exp(-np.abs(logits))
+    dlogits = np.where(logits >= 0, 1, e) / (1 + e)
+    dlogits[_rows(y), y] -= 1
+    dlogits /= n
+    return float(total) / n, dlogits.astype(logits.dtype, copy=False)

@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+
+from digitlab.core.activations import ACTIVATIONS
+from digitlab.core.layers import Dropout, build_model, mlp_spec
+from digitlab.diagnostics.gradcheck import check_model
+from digitlab.errors import ConfigError
+
+SMOOTH = [n for n in sorted(ACTIVATIONS) if n not in ("relu", "abs", "shifted_relu", "leaky_relu")]
+
+
+@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "quadratic", "sigmoid_cross_entropy"])
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_model_gradients(activation, loss, tiny_batch):
+    x, y = tiny_batch
+    model = build_model(mlp_spec([5, 4], 3, activation), 6, np.random.default_rng(7), np.float64)
+    if activation not in SMOOTH:
+        # keep pre-activations away from the kinks by shifting the first biases
+        model.layers[0].params["b"][:] = 0.3
+    results = check_model(model, x, y, loss)
+    assert [r.name for r in results] == ["dense1.w", "dense1.b", "dense2.w", "dense2.b",
+                                         "dense3.w", "dense3.b"]
+    worst = max(results, key=lambda r: r.error)
+    assert worst.passed, worst
+
+
+def test_dropout_backward_uses_the_forward_mask(rng):
+    layer = Dropout(0.5, rng)
+    x = np.ones((100, 20))
+    out = layer.forward(x, training=True)
+    assert set(np.unique(out)) <= {0.0, 2.0}
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), out)
+    np.testing.assert_array_equal(layer.forward(x, training=False), x)
+
+
+def test_dropout_keeps_the_expected_value(rng):
+    out = Dropout(0.3, rng).forward(np.ones((2000, 50), np.float32), training=True)
+    assert out.dtype == np.float32
+    assert out.mean() == pytest.approx(1.0, abs=0.02)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forward_backward_keep_dtype(dtype, rng):
+    model = build_model(mlp_spec([8], 3, "sigmoid", dropout=0.2), 5, rng, dtype)
+    x = rng.standard_normal((4, 5)).astype(dtype)
+    logits = model.forward(x, training=True)
+    assert logits.dtype == dtype
+    model.backward(np.ones_like(logits))
+    for _, p, g in model.parameters():
+        assert p.dtype == dtype and g.dtype == dtype
+
+
+def test_layer_names_and_default_inits():
+    spec = mlp_spec([10, 10], 3, "relu")
+    assert [s.get("init") for s in spec if s["type"] == "dense"] == ["he", "he", "xavier"]
+    model = build_model(spec, 4, np.random.default_rng(0))
+    assert [lay.name for lay in model.layers] == ["dense1", "relu1", "dense2", "relu2", "dense3"]
+
+
+def test_bad_specs_are_config_errors():
+    with pytest.raises(ConfigError, match="unknown type 'conv9'"):
+        build_model([{"type": "conv9"}], 4, np.random.default_rng(0))
+    with pytest.raises(ConfigError, match="units > 0"):
+        build_model([{"type": "dense", "units": 0}], 4, np.random.default_rng(0))
+    with pytest.raises(ConfigError, match="takes slope"):
+        mlp_spec([3], 2, "leaky_relu", activation_params={"slop": 0.1})

@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from digitlab.core.losses import LOSSES, get_loss, log_softmax, softmax
+from digitlab.diagnostics.gradcheck import check_loss
+
+NAMES = sorted(LOSSES)
+logit_arrays = arrays(
+    np.float64, st.tuples(st.integers(1, 8), st.integers(2, 6)), elements=st.floats(-50, 50)
+)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gradient_matches_finite_differences(name, tiny_batch):
+    x, y = tiny_batch
+    assert check_loss(name, x[:, :3] * 3, y).passed
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gradient_dtype_follows_logits(name, dtype, tiny_batch):
+    x, y = tiny_batch
+    value, grad = get_loss(name)(x[:, :3].astype(dtype), y)
+    assert grad.dtype == dtype
+    assert isinstance(value, float)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_extreme_logits_stay_finite(name):
+    logits = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 0.0], [0.0, 0.0, 0.0]], dtype=np.float32)
+    y = np.array([1, 1, 2])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        value, grad = get_loss(name)(logits, y)
+    assert np.isfinite(value) and np.isfinite(grad).all()
+
+
+def test_cross_entropy_of_a_zero_probability_is_exact_not_clipped():
+    # softmax gives the true class exp(-1000): the loss is 1000, not -log(1e-8) = 18.4
+    logits = np.array([[1000.0, 0.0]])
+    value, _ = get_loss("softmax_cross_entropy")(logits, np.array([1]))
+    assert value == pytest.approx(1000.0)
+
+
+@given(logit_arrays)
+def test_cross_entropy_matches_plain_formula(logits):
+    y = np.arange(len(logits)) % logits.shape[1]
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    plain = -np.log(probs[np.arange(len(y)), y]).mean()
+    value, _ = get_loss("softmax_cross_entropy")(logits, y)
+    assert value == pytest.approx(plain, rel=1e-9, abs=1e-12)
+
+
+@given(logit_arrays, st.floats(-1e3, 1e3))
+def test_softmax_rows_sum_to_one_and_ignore_a_shift(logits, shift):
+    probs = softmax(logits)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(softmax(logits + shift), probs, atol=1e-9)
+    np.testing.assert_allclose(np.exp(log_softmax(logits)), probs, atol=1e-12)
+
+
+def test_row_max_not_batch_max():
+    # A batch-wide max underflows the second row to all zeros (0/0 = NaN); the row max does not.
+    logits = np.array([[1000.0, 0.0], [0.0, 1.0]])
+    with np.errstate(all="ignore"):
+        e = np.exp(logits - logits.max())
+        batch_max = e / e.sum(axis=1, keepdims=True)
+    assert np.isnan(batch_max[1]).all()
+    assert np.isfinite(softmax(logits)).all()
+    value, grad = get_loss("softmax_cross_entropy")(logits, np.array([0, 1]))
+    assert np.isfinite(value) and np.isfinite(grad).all()
+
+
+def test_loss_is_mean_over_samples_and_sum_over_classes():
+    # Uniform logits over k classes: each sample's loss is log k, whatever n is.
+    for n, k in [(1, 10), (7, 10), (5, 3)]:
+        value, grad = get_loss("softmax_cross_entropy")(np.zeros((n, k)), np.zeros(n, int))
+        assert value == pytest.approx(np.log(k))
+        assert grad[0, 0] == pytest.approx((1 / k - 1) / n)

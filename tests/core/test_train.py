@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+
+from digitlab.core.layers import build_model, mlp_spec
+from digitlab.core.optim import batch_size_schedule, get_optimizer, get_schedule
+from digitlab.core.train import evaluate, fit
+from digitlab.errors import NumericError
+
+
+def blobs(rng, n=300, k=3, d=6):
+    centres = rng.standard_normal((k, d)) * 3
+    y = rng.integers(0, k, n)
+    return (centres[y] + rng.standard_normal((n, d))).astype(np.float32), y
+
+
+def run(seed, epochs=5, lr=0.1, **kwargs):
+    data_rng = np.random.default_rng(0)
+    x, y = blobs(data_rng)
+    model = build_model(mlp_spec([16], 3, "relu", dropout=0.1), 6, np.random.default_rng(seed))
+    history = fit(
+        model, x, y, get_optimizer("momentum", lr), epochs=epochs,
+        batch_size=batch_size_schedule(32), learning_rate=get_schedule("constant", lr, epochs),
+        rng=np.random.default_rng(seed), validation=(x[:50], y[:50]), **kwargs,
+    )
+    return model, history, (x, y)
+
+
+def test_learns_separable_blobs():
+    model, history, (x, y) = run(0, epochs=10)
+    assert history["train_accuracy"][-1] > 0.95
+    assert evaluate(model, x, y).accuracy > 0.95
+    assert history.epochs == 10
+    assert set(history.metrics) >= {"train_loss", "val_loss", "val_accuracy", "learning_rate"}
+
+
+def test_same_seed_bit_identical_weights():
+    a, _, _ = run(3)
+    b, _, _ = run(3)
+    c, _, _ = run(4)
+    for (_, pa, _), (_, pb, _), (_, pc, _) in zip(a.parameters(), b.parameters(), c.parameters()):
+        np.testing.assert_array_equal(pa, pb)
+        assert not np.array_equal(pa, pc)
+
+
+def test_one_forward_per_batch(monkeypatch):
+    """The reported training loss comes from the training forward pass, not a second one."""
+    from digitlab.core.layers import Sequential
+
+    calls = {"train": 0, "eval": 0}
+    original = Sequential.forward
+
+    def counting(self, x, training=False):
+        calls["train" if training else "eval"] += 1
+        return original(self, x, training)
+
+    monkeypatch.setattr(Sequential, "forward", counting)
+    run(0, epochs=2)
+    assert calls["train"] == 2 * int(np.ceil(300 / 32))
+    assert calls["eval"] == 2  # one validation pass per epoch
+
+
+def test_non_finite_loss_names_where_and_keeps_weights():
+    with pytest.raises(NumericError, match=r"epoch \d+, batch \d+: .*(dense|relu)"):
+        run(0, epochs=3, lr=1e12)
+
+
+def test_early_stopping_restores_best():
+    _, history, _ = run(0, epochs=40, lr=0.5, patience=2)
+    assert history.stopped_early
+    assert history.best_epoch is not None and history.best_epoch < history.epochs
