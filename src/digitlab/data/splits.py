@@ -1,0 +1,151 @@
+"""Train/validation/test splits of a Dataset.
+
+Every split is computed as index arrays first (vectorised, seeded only by the Generator passed
+in), then the arrays are gathered once. Validation never overlaps training, the test set is never
+used for fitting, and `train_per_class` shrinks only the training part, after the split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from digitlab.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from digitlab.data.sources import Dataset
+
+SPLITS = ("holdout", "book", "nielsen")
+NIELSEN_VALIDATION_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class Split:
+    """Flattened images (n, features) and their integer labels (n,)."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: Split
+    val: Split
+    test: Split
+
+
+def _rank_within_class(y: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For samples visited in `order`, each one's class index and its rank inside its class."""
+    classes, inverse = np.unique(y[order], return_inverse=True)
+    counts = np.bincount(inverse, minlength=classes.size)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    # `order` groups samples by class, so a sample's rank is its distance from its class start.
+    return inverse, np.arange(order.size) - starts[inverse]
+
+
+def stratified_holdout(
+    y: np.ndarray, fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices into (keep, held) with `fraction` of every class held out at random.
+
+    Each class gives floor(count * fraction) samples; the few left over to reach
+    round(n * fraction) in total go to the classes with the largest remainders. Both index
+    arrays are sorted.
+    """
+    y = np.asarray(y)
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"holdout fraction must be between 0 and 1, got {fraction}")
+    # Random keys, then a stable sort by class: a random permutation inside each class.
+    order = np.lexsort((rng.random(y.size), y))
+    inverse, rank = _rank_within_class(y, order)
+    counts = np.bincount(inverse)
+    exact = counts * fraction
+    held_per_class = np.floor(exact).astype(np.int64)
+    missing = int(round(y.size * fraction)) - int(held_per_class.sum())
+    if missing > 0:
+        largest_remainders = np.argsort(-(exact - held_per_class), kind="stable")[:missing]
+        held_per_class[largest_remainders] += 1
+    held_mask = rank < held_per_class[inverse]
+    return np.sort(order[~held_mask]), np.sort(order[held_mask])
+
+
+def first_per_class(y: np.ndarray, n: int) -> np.ndarray:
+    """The sorted indices of the first `n` examples of every class, in dataset order."""
+    y = np.asarray(y)
+    if n <= 0:
+        raise ConfigError(f"--train-per-class must be positive, got {n}")
+    order = np.argsort(y, kind="stable")
+    inverse, rank = _rank_within_class(y, order)
+    classes, counts = np.unique(y, return_counts=True)
+    smallest = int(np.argmin(counts)) if counts.size else 0
+    if counts.size and counts[smallest] < n:
+        raise DataError(
+            f"--train-per-class {n} is larger than class {classes[smallest]}, "
+            f"which has {counts[smallest]} training examples"
+        )
+    return np.sort(order[rank < n])
+
+
+def _check_disjoint(train_index: np.ndarray, val_index: np.ndarray) -> None:
+    overlap = np.intersect1d(train_index, val_index)
+    if overlap.size:
+        raise AssertionError(f"train and validation share {overlap.size} training examples")
+
+
+def make_splits(
+    dataset: Dataset,
+    split: str = "holdout",
+    *,
+    val_fraction: float = 0.1,
+    train_per_class: int | None = None,
+    rng: np.random.Generator,
+) -> Splits:
+    """Cut a Dataset into train, validation and test.
+
+    holdout: validation is a stratified random `val_fraction` of the training set.
+    book: all training images; validation and test are the first and second half of the test
+        set ('Programming Machine Learning').
+    nielsen: the last 10,000 training images are validation (Nielsen's 50k/10k).
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
+    if not 0.0 < val_fraction < 1.0:
+        raise ConfigError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+    n_train = dataset.y_train.shape[0]
+    test_part = slice(None)
+    if split == "holdout":
+        train_index, val_index = stratified_holdout(dataset.y_train, val_fraction, rng)
+        val = Split(dataset.x_train[val_index], dataset.y_train[val_index])
+    elif split == "nielsen":
+        if n_train <= NIELSEN_VALIDATION_SIZE:
+            raise DataError(
+                f"{dataset.name}: the nielsen split needs more than {NIELSEN_VALIDATION_SIZE} "
+                f"training examples, this dataset has {n_train}"
+            )
+        train_index = np.arange(n_train - NIELSEN_VALIDATION_SIZE)
+        val_index = np.arange(n_train - NIELSEN_VALIDATION_SIZE, n_train)
+        val = Split(dataset.x_train[val_index], dataset.y_train[val_index])
+    else:
+        half = dataset.y_test.shape[0] // 2
+        train_index = np.arange(n_train)
+        val_index = np.empty(0, dtype=np.int64)  # validation comes from the test set here
+        val = Split(dataset.x_test[:half], dataset.y_test[:half])
+        test_part = slice(half, None)
+    if train_per_class is not None:
+        train_index = train_index[first_per_class(dataset.y_train[train_index], train_per_class)]
+    _check_disjoint(train_index, val_index)
+    test_size = dataset.y_test[test_part].size
+    for part, size in (
+        ("train", train_index.size),
+        ("validation", val.y.size),
+        ("test", test_size),
+    ):
+        if size == 0:
+            raise DataError(f"{dataset.name}: the {split} split leaves the {part} set empty")
+    return Splits(
+        train=Split(dataset.x_train[train_index], dataset.y_train[train_index]),
+        val=val,
+        test=Split(dataset.x_test[test_part], dataset.y_test[test_part]),
+    )

@@ -1,0 +1,245 @@
+"""Feature transforms, fitted on training data only, chained by a Pipeline.
+
+A transform has `fit(x) -> self` (x: training rows (n, features), already in the pipeline's
+float dtype), `__call__(x)` that returns new rows in the same dtype, and
+`output_shape(image_shape)` that says what image its output still is (None: not an image any
+more). Fitting never sees validation or test data: only `Pipeline.fit` fits, on what it is given.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from digitlab.errors import ConfigError, DataError
+
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_CHUNK_ROWS = 4096  # rows per float64 block when computing statistics
+
+
+class Transform(Protocol):
+    def fit(self, x: np.ndarray) -> Transform: ...
+
+    def __call__(self, x: np.ndarray) -> np.ndarray: ...
+
+    def output_shape(self, image_shape: tuple[int, int] | None) -> tuple[int, int] | None: ...
+
+
+class ScaleTo01:
+    """x / max_value, mapping raw pixels to [0, 1]."""
+
+    def __init__(self, max_value: float) -> None:
+        if not max_value > 0:
+            raise ConfigError(f"max_value must be positive, got {max_value}")
+        self.max_value = max_value
+
+    def fit(self, x: np.ndarray) -> ScaleTo01:
+        return self
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return x / x.dtype.type(self.max_value)
+
+    def output_shape(self, image_shape: tuple[int, int] | None) -> tuple[int, int] | None:
+        return image_shape
+
+
+class Invert:
+    """1 - x: white digits on black become black on white (expects x in [0, 1])."""
+
+    def fit(self, x: np.ndarray) -> Invert:
+        return self
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return x.dtype.type(1) - x
+
+    def output_shape(self, image_shape: tuple[int, int] | None) -> tuple[int, int] | None:
+        return image_shape
+
+
+class Crop:
+    """Drop `border` pixels on every side of each height x width image."""
+
+    def __init__(self, border: int, image_shape: tuple[int, int]) -> None:
+        height, width = image_shape
+        if border < 0:
+            raise ConfigError(f"crop border must be 0 or more, got {border}")
+        if height - 2 * border < 1 or width - 2 * border < 1:
+            raise ConfigError(
+                f"crop border {border} leaves nothing of {height}x{width} images "
+                f"(at most {(min(height, width) - 1) // 2})"
+            )
+        self.border = border
+        self.image_shape = (height, width)
+
+    def fit(self, x: np.ndarray) -> Crop:
+        return self
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        height, width = self.image_shape
+        if x.shape[1] != height * width:
+            raise DataError(
+                f"crop expects {height}x{width} = {height * width} features, got {x.shape[1]}"
+            )
+        border = self.border
+        images = x.reshape(x.shape[0], height, width)
+        return images[:, border : height - border, border : width - border].reshape(x.shape[0], -1)
+
+    def output_shape(self, image_shape: tuple[int, int] | None) -> tuple[int, int] | None:
+        if image_shape != self.image_shape:
+            raise ConfigError(f"crop was set up for {self.image_shape} images, got {image_shape}")
+        return (image_shape[0] - 2 * self.border, image_shape[1] - 2 * self.border)
+
+
+class PixelSubset:
+    """Keep a fixed random subset of feature columns, drawn from `seed`, in their original order."""
+
+    def __init__(self, n_pixels: int, seed: int) -> None:
+        if n_pixels < 1:
+            raise ConfigError(f"pixel subset size must be at least 1, got {n_pixels}")
+        self.n_pixels = n_pixels
+        self.seed = seed
+        self.columns: np.ndarray | None = None
+        self.n_features: int | None = None
+
+    def fit(self, x: np.ndarray) -> PixelSubset:
+        n_features = x.shape[1]
+        if self.n_pixels > n_features:
+            raise ConfigError(
+                f"pixel subset of {self.n_pixels} is larger than the {n_features} features"
+            )
+        rng = np.random.default_rng(self.seed)
+        self.columns = np.sort(rng.choice(n_features, size=self.n_pixels, replace=False))
+        self.n_features = n_features
+        return self
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.columns is None:
+            raise RuntimeError("PixelSubset used before fit")
+        return x[:, self.columns]
+
+    def output_shape(self, image_shape: tuple[int, int] | None) -> tuple[int, int] | None:
+        # Keeping every column in order is still the same image.
+        return image_shape if self.n_pixels == self.n_features else None
+
+
+def _mean_and_std(x: np.ndarray, per_feature: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation over rows (per feature) or over everything, in float64.
+
+    Numerics: two passes over float64 blocks of rows, so float32 data loses no precision to
+    long sums and no full float64 copy of x is made.
+    """
+    n_rows = x.shape[0]
+    if n_rows == 0:
+        raise DataError("cannot fit standardization on an empty training set")
+    blocks = [x[start : start + _CHUNK_ROWS] for start in range(0, n_rows, _CHUNK_ROWS)]
+    column_sums = sum(block.sum(axis=0, dtype=np.float64) for block in blocks)
+    count = n_rows if per_feature else x.size
+    mean = np.asarray(column_sums if per_feature else np.sum(column_sums), dtype=np.float64)
+    mean = mean / count
+    squares = sum(np.square(block.astype(np.float64) - mean).sum(axis=0) for block in blocks)
+    std = np.sqrt(np.asarray(squares if per_feature else np.sum(squares)) / count)
+    return mean, std
+
+
+class Standardize:
+    """(x - mean) / std with the training mean and std: one scalar each, or per feature.
+
+    Numerics: a feature whose std is zero at the dtype's precision (MNIST's constant border
+    pixels) gets std 1, so it maps to 0 instead of NaN or inf.
+    """
+
+    def __init__(self, per_pixel: bool = False) -> None:
+        self.per_pixel = per_pixel
+        self.mean: np.ndarray | None = None
+        self.std: np.ndarray | None = None
+
+    def fit(self, x: np.ndarray) -> Standardize:
+        mean, std = _mean_and_std(x, self.per_pixel)
+        resolution = np.finfo(x.dtype).eps * np.maximum(np.abs(mean), 1.0)
+        self.mean = mean.astype(x.dtype)
+        self.std = np.where(std <= resolution, 1.0, std).astype(x.dtype)
+        return self
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.mean is None or self.std is None:
+            raise RuntimeError("Standardize used before fit")
+        return (x - self.mean.astype(x.dtype)) / self.std.astype(x.dtype)
+
+    def output_shape(self, image_shape: tuple[int, int] | None) -> tuple[int, int] | None:
+        return image_shape
+
+
+class Pipeline:
+    """Transforms applied in order to rows converted to `dtype` (float32 or float64)."""
+
+    def __init__(self, transforms: list[Transform], dtype: npt.DTypeLike = np.float32) -> None:
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.transforms = list(transforms)
+        self.fitted = False
+
+    def _convert(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim != 2:
+            raise DataError(f"expected rows of shape (n, features), got shape {x.shape}")
+        return x.astype(self.dtype)
+
+    def _apply(self, transform: Transform, x: np.ndarray) -> np.ndarray:
+        out = transform(x)
+        if out.dtype != self.dtype:
+            raise TypeError(f"{type(transform).__name__} turned {self.dtype} into {out.dtype}")
+        return out
+
+    def fit(self, x_train: np.ndarray) -> Pipeline:
+        """Fit each transform on the training rows as transformed by the ones before it."""
+        x = self._convert(x_train)
+        for position, transform in enumerate(self.transforms):
+            transform.fit(x)
+            if position + 1 < len(self.transforms):
+                x = self._apply(transform, x)
+        self.fitted = True
+        return self
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if not self.fitted:
+            raise RuntimeError("Pipeline used before fit; fit it on the training rows first")
+        x = self._convert(x)
+        for transform in self.transforms:
+            x = self._apply(transform, x)
+        return x
+
+    def output_shape(self, image_shape: tuple[int, int] | None) -> tuple[int, int] | None:
+        for transform in self.transforms:
+            image_shape = transform.output_shape(image_shape)
+        return image_shape
+
+
+def build_pipeline(
+    *,
+    max_value: float,
+    image_shape: tuple[int, int],
+    dtype: npt.DTypeLike = np.float32,
+    crop: int = 0,
+    pixel_subset: int | None = None,
+    seed: int = 0,
+    invert: bool = False,
+    standardize: bool = False,
+    per_pixel: bool = False,
+) -> Pipeline:
+    """The canonical order: crop -> pixel subset -> scale to [0, 1] -> invert -> standardize."""
+    if per_pixel and not standardize:
+        raise ConfigError("per_pixel only applies with standardize")
+    transforms: list[Transform] = []
+    if crop:
+        transforms.append(Crop(crop, image_shape))
+    if pixel_subset is not None:
+        transforms.append(PixelSubset(pixel_subset, seed))
+    transforms.append(ScaleTo01(max_value))
+    if invert:
+        transforms.append(Invert())
+    if standardize:
+        transforms.append(Standardize(per_pixel=per_pixel))
+    return Pipeline(transforms, dtype=dtype)
