@@ -146,8 +146,8 @@ def _mean_and_std(x: np.ndarray, per_feature: bool) -> tuple[np.ndarray, np.ndar
 class Standardize:
     """(x - mean) / std with the training mean and std: one scalar each, or per feature.
 
-    Numerics: a feature whose std is zero at the dtype's precision (MNIST's constant border
-    pixels) gets std 1, so it maps to 0 instead of NaN or inf.
+    Numerics: a constant feature (MNIST's border pixels) gets its value as mean and std 1, so it
+    maps to exactly 0 instead of NaN or inf.
     """
 
     def __init__(self, per_pixel: bool = False) -> None:
@@ -157,9 +157,13 @@ class Standardize:
 
     def fit(self, x: np.ndarray) -> Standardize:
         mean, std = _mean_and_std(x, self.per_pixel)
-        resolution = np.finfo(x.dtype).eps * np.maximum(np.abs(mean), 1.0)
-        self.mean = mean.astype(x.dtype)
-        self.std = np.where(std <= resolution, 1.0, std).astype(x.dtype)
+        # Found by min == max rather than by std == 0: a float64 mean of a constant column can
+        # be a few ulps off, which would turn a tiny nonzero std into outputs of -1.
+        axis = 0 if self.per_pixel else None
+        constant = x.min(axis=axis) == x.max(axis=axis)
+        first_row = x[0] if self.per_pixel else x.flat[0]
+        self.mean = np.where(constant, first_row, mean).astype(x.dtype)
+        self.std = np.where(constant | (std == 0), 1.0, std).astype(x.dtype)
         return self
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
