@@ -1,1 +1,56 @@
-"""digitlab: a from-scratch NumPy neural-network workbench for handwritten digits."""
+"""digitlab: a from-scratch NumPy neural-network workbench for handwritten digits.
+
+The names here are the notebook API: build or configure a model, train it, read its history,
+evaluate it, save and load it. The engine itself lives in `digitlab.core` (NumPy only).
+"""
+
+from digitlab.core.activations import ACTIVATIONS, activation
+from digitlab.core.layers import LAYERS, Sequential, build_model, mlp_spec
+from digitlab.core.losses import LOSSES
+from digitlab.core.optim import (
+    OPTIMIZERS,
+    SCHEDULES,
+    batch_size_schedule,
+    get_optimizer,
+    get_schedule,
+)
+from digitlab.core.train import Evaluation, History, evaluate, fit
+from digitlab.data import build_pipeline, load_dataset, make_splits
+from digitlab.errors import ConfigError, DataError, DigitlabError, ModelError, NumericError
+from digitlab.lab.config import Config, make_config
+from digitlab.lab.experiment import Prepared, prepare_data, train_config
+from digitlab.lab.modelfile import load_model, save_model
+
+__all__ = [
+    "ACTIVATIONS",
+    "LAYERS",
+    "LOSSES",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "Config",
+    "ConfigError",
+    "DataError",
+    "DigitlabError",
+    "Evaluation",
+    "History",
+    "ModelError",
+    "NumericError",
+    "Prepared",
+    "Sequential",
+    "activation",
+    "batch_size_schedule",
+    "build_model",
+    "build_pipeline",
+    "evaluate",
+    "fit",
+    "get_optimizer",
+    "get_schedule",
+    "load_dataset",
+    "load_model",
+    "make_config",
+    "make_splits",
+    "mlp_spec",
+    "prepare_data",
+    "save_model",
+    "train_config",
+]

@@ -18,8 +18,14 @@ def test_model_gradients(activation, loss, tiny_batch):
         # keep pre-activations away from the kinks by shifting the first biases
         model.layers[0].params["b"][:] = 0.3
     results = check_model(model, x, y, loss)
-    assert [r.name for r in results] == ["dense1.w", "dense1.b", "dense2.w", "dense2.b",
-                                         "dense3.w", "dense3.b"]
+    assert [r.name for r in results] == [
+        "dense1.w",
+        "dense1.b",
+        "dense2.w",
+        "dense2.b",
+        "dense3.w",
+        "dense3.b",
+    ]
     worst = max(results, key=lambda r: r.error)
     assert worst.passed, worst
 

@@ -18,9 +18,16 @@ def run(seed, epochs=5, lr=0.1, **kwargs):
     x, y = blobs(data_rng)
     model = build_model(mlp_spec([16], 3, "relu", dropout=0.1), 6, np.random.default_rng(seed))
     history = fit(
-        model, x, y, get_optimizer("momentum", lr), epochs=epochs,
-        batch_size=batch_size_schedule(32), learning_rate=get_schedule("constant", lr, epochs),
-        rng=np.random.default_rng(seed), validation=(x[:50], y[:50]), **kwargs,
+        model,
+        x,
+        y,
+        get_optimizer("momentum", lr),
+        epochs=epochs,
+        batch_size=batch_size_schedule(32),
+        learning_rate=get_schedule("constant", lr, epochs),
+        rng=np.random.default_rng(seed),
+        validation=(x[:50], y[:50]),
+        **kwargs,
     )
     return model, history, (x, y)
 
@@ -37,7 +44,9 @@ def test_same_seed_bit_identical_weights():
     a, _, _ = run(3)
     b, _, _ = run(3)
     c, _, _ = run(4)
-    for (_, pa, _), (_, pb, _), (_, pc, _) in zip(a.parameters(), b.parameters(), c.parameters()):
+    for (_, pa, _), (_, pb, _), (_, pc, _) in zip(
+        a.parameters(), b.parameters(), c.parameters(), strict=True
+    ):
         np.testing.assert_array_equal(pa, pb)
         assert not np.array_equal(pa, pc)
 

@@ -73,14 +73,20 @@ class Dense:
 
 
 @layer("dense")
-def _dense(spec: dict[str, Any], n_in: int, rng: np.random.Generator, dtype: Any) -> tuple[Any, int]:
+def _dense(
+    spec: dict[str, Any], n_in: int, rng: np.random.Generator, dtype: Any
+) -> tuple[Any, int]:
     units = int(spec["units"])
     if units <= 0:
         raise ConfigError(f"dense layer needs units > 0, got {units}")
     init = get_initialiser(spec.get("init", "xavier"))
     w = init(rng, n_in, units, dtype, **spec.get("init_params", {}))
     bias_std = float(spec.get("bias_std", 0.0))
-    b = (rng.standard_normal(units) * bias_std).astype(dtype) if bias_std else np.zeros(units, dtype)
+    b = (
+        (rng.standard_normal(units) * bias_std).astype(dtype)
+        if bias_std
+        else np.zeros(units, dtype)
+    )
     return Dense(w, b), units
 
 
@@ -144,7 +150,9 @@ class Dropout:
 
 
 @layer("dropout")
-def _dropout(spec: dict[str, Any], n_in: int, rng: np.random.Generator, dtype: Any) -> tuple[Any, int]:
+def _dropout(
+    spec: dict[str, Any], n_in: int, rng: np.random.Generator, dtype: Any
+) -> tuple[Any, int]:
     return Dropout(float(spec["rate"]), rng), n_in
 
 

@@ -250,8 +250,9 @@ def exponential(learning_rate: float, epochs: int, decay: float = 0.95) -> Sched
 def cosine(learning_rate: float, epochs: int, min_rate: float = 0.0) -> Schedule:
     """Cosine annealing from learning_rate down to min_rate over the run."""
     span = max(epochs - 1, 1)
-    return lambda epoch: min_rate + 0.5 * (learning_rate - min_rate) * (
-        1 + math.cos(math.pi * min(epoch, span) / span)
+    return lambda epoch: (
+        min_rate
+        + 0.5 * (learning_rate - min_rate) * (1 + math.cos(math.pi * min(epoch, span) / span))
     )
 
 

@@ -69,7 +69,9 @@ def predict_logits(model: Any, x: np.ndarray) -> np.ndarray:
     )
 
 
-def evaluate(model: Any, x: np.ndarray, y: np.ndarray, loss: str = "softmax_cross_entropy") -> Evaluation:
+def evaluate(
+    model: Any, x: np.ndarray, y: np.ndarray, loss: str = "softmax_cross_entropy"
+) -> Evaluation:
     """Mean loss, accuracy, predictions and class probabilities of `model` on (x, y)."""
     logits = predict_logits(model, x)
     value, _ = get_loss(loss)(logits, y)
@@ -150,7 +152,8 @@ def fit(
                 _restore(model, last_good)
                 raise NumericError(
                     f"non-finite loss at epoch {epoch + 1}, batch {number}: first non-finite "
-                    f"value in the {where}; weights of epoch {epoch} kept "
+                    f"value in the {where}; "
+                    f"{f'weights of epoch {epoch}' if epoch else 'initial weights'} kept "
                     f"(try a lower learning rate, currently {optimizer.learning_rate:g})"
                 )
             total_loss += value * len(idx)

@@ -1,0 +1,199 @@
+"""From a validated Config to a trained model, its evaluation and a run folder.
+
+The seed makes a run: it is split by a SeedSequence into independent streams for the data
+split, the initial weights, dropout and the shuffling, so changing, say, dropout does not
+change the split.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitlab.core.layers import Sequential, build_model, mlp_spec
+from digitlab.core.optim import batch_size_schedule, get_optimizer, get_schedule
+from digitlab.core.train import BatchCallback, EpochCallback, Evaluation, History, evaluate, fit
+from digitlab.data import Split, Splits, build_pipeline, load_dataset, make_splits
+from digitlab.errors import DataError
+from digitlab.lab.config import Config, make_config, to_dict
+from digitlab.lab.modelfile import MODEL_FILE, save_model
+from digitlab.lab.runs import write_json, write_jsonl
+
+
+@dataclass
+class Prepared:
+    """The transformed splits and what the model needs to know about them."""
+
+    splits: Splits
+    n_classes: int
+    image_shape: tuple[int, int] | None
+    dataset: str
+
+
+def parts(splits: Splits) -> dict[str, Split]:
+    """The three parts of a split by name: train, val, test."""
+    return {"train": splits.train, "val": splits.val, "test": splits.test}
+
+
+def streams(seed: int) -> dict[str, np.random.Generator]:
+    """Independent generators for the parts of a run that draw random numbers."""
+    names = ("split", "init", "dropout", "shuffle", "transform")
+    children = np.random.SeedSequence(seed).spawn(len(names))
+    return {name: np.random.default_rng(child) for name, child in zip(names, children, strict=True)}
+
+
+def prepare_data(config: Config) -> Prepared:
+    """Load the dataset, split it, and fit the transforms on the training part only."""
+    dataset = load_dataset(config.data, data_dir=config.data_dir, cache_dir=config.cache_dir)
+    raw = make_splits(
+        dataset,
+        config.split,
+        val_fraction=config.val_fraction,
+        train_per_class=config.train_per_class,
+        rng=streams(config.seed)["split"],
+    )
+    pipeline = build_pipeline(
+        max_value=dataset.max_value,
+        image_shape=dataset.image_shape,
+        dtype=np.dtype(config.dtype),
+        crop=config.crop,
+        pixel_subset=config.pixel_subset,
+        seed=config.seed,
+        invert=config.invert,
+        standardize=config.standardize,
+        per_pixel=config.per_pixel,
+    )
+    pipeline.fit(raw.train.x)
+    splits = Splits(
+        train=Split(pipeline(raw.train.x), raw.train.y),
+        val=Split(pipeline(raw.val.x), raw.val.y),
+        test=Split(pipeline(raw.test.x), raw.test.y),
+    )
+    for name, part in parts(splits).items():
+        if len(part.y) == 0:
+            raise DataError(f"the {name} set is empty")
+    return Prepared(
+        splits, dataset.n_classes, pipeline.output_shape(dataset.image_shape), config.data
+    )
+
+
+def build_from_config(config: Config, input_size: int, n_classes: int) -> Sequential:
+    """The model a config describes, with weights drawn from the run's 'init' stream."""
+    rngs = streams(config.seed)
+    spec = mlp_spec(
+        config.hidden,
+        n_classes,
+        config.activation.name,
+        activation_params=config.activation.params,
+        init=config.init.name if config.init else None,
+        init_params=config.init.params if config.init else None,
+        bias_std=config.bias_std,
+        dropout=config.dropout,
+        output_activation=config.output_activation,
+    )
+    model = build_model(spec, input_size, rngs["init"], np.dtype(config.dtype))
+    for lay in model.layers:
+        if hasattr(lay, "rng"):
+            lay.rng = rngs["dropout"]
+    return model
+
+
+def train_config(
+    config: Config,
+    prepared: Prepared,
+    *,
+    callbacks: Sequence[EpochCallback] = (),
+    on_batch: BatchCallback | None = None,
+) -> tuple[Sequential, History]:
+    """Build the model and optimizer the config names and train them on the prepared data."""
+    train, val = prepared.splits.train, prepared.splits.val
+    model = build_from_config(config, train.x.shape[1], prepared.n_classes)
+    optimizer = get_optimizer(
+        config.optimizer.name, config.lr, l1=config.l1, l2=config.l2, **config.optimizer.params
+    )
+    history = fit(
+        model,
+        train.x,
+        train.y,
+        optimizer,
+        epochs=config.epochs,
+        batch_size=batch_size_schedule(config.batch_size, config.batch_ramp),
+        learning_rate=get_schedule(
+            config.lr_schedule.name, config.lr, config.epochs, **config.lr_schedule.params
+        ),
+        rng=streams(config.seed)["shuffle"],
+        loss=config.loss,
+        validation=(val.x, val.y),
+        patience=config.patience,
+        callbacks=callbacks,
+        on_batch=on_batch,
+    )
+    return model, history
+
+
+def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson score interval of a proportion correct / n (sound near 0 and 1 too)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def confusion_matrix(y: np.ndarray, predictions: np.ndarray, n_classes: int) -> np.ndarray:
+    """counts[true, predicted]."""
+    return np.bincount(y * n_classes + predictions, minlength=n_classes * n_classes).reshape(
+        n_classes, n_classes
+    )
+
+
+def summarise(result: Evaluation, y: np.ndarray, n_classes: int) -> dict[str, Any]:
+    """Loss, accuracy with its 95% interval, n and confusion matrix of one split."""
+    correct = int(round(result.accuracy * result.n))
+    low, high = wilson_interval(correct, result.n)
+    return {
+        "loss": result.loss,
+        "accuracy": result.accuracy,
+        "accuracy_ci95": [low, high],
+        "n": result.n,
+        "confusion": confusion_matrix(y, result.predictions, n_classes).tolist(),
+    }
+
+
+def evaluate_splits(config: Config, model: Sequential, prepared: Prepared) -> dict[str, Any]:
+    """metrics.json's content: every split's summary plus flat val_/test_ keys."""
+    metrics: dict[str, Any] = {}
+    for name, part in parts(prepared.splits).items():
+        summary = summarise(
+            evaluate(model, part.x, part.y, config.loss), part.y, prepared.n_classes
+        )
+        metrics[name] = summary
+        metrics[f"{name}_loss"] = summary["loss"]
+        metrics[f"{name}_accuracy"] = summary["accuracy"]
+    if config.split == "book":
+        # The book's two halves together are MNIST's whole test set: report it too (M2).
+        val, test = prepared.splits.val, prepared.splits.test
+        x, y = np.concatenate([val.x, test.x]), np.concatenate([val.y, test.y])
+        metrics["test_all"] = summarise(evaluate(model, x, y, config.loss), y, prepared.n_classes)
+    return metrics
+
+
+def save_run(
+    folder: Path, config: Config, model: Sequential, history: History, metrics: dict[str, Any]
+) -> None:
+    """Write config.json, history.jsonl, metrics.json and model.npz into a run folder."""
+    write_json(folder / "config.json", to_dict(config))
+    write_jsonl(folder / "history.jsonl", history.records())
+    write_json(folder / "metrics.json", metrics)
+    save_model(model, folder / MODEL_FILE, extra={"config": to_dict(config)})
+
+
+def config_of_model(extra: dict[str, Any]) -> Config:
+    """The Config a saved model was trained with (stored in its file)."""
+    return make_config(extra.get("config", {}))

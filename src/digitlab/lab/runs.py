@@ -1,0 +1,82 @@
+"""Run folders and atomic writes.
+
+Every file the project writes goes to a temporary file in the same folder and is then renamed
+over the target, so a crash or a kill leaves the previous good file (or none), never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from digitlab.errors import ConfigError
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
+    """Call write(file) on a temporary file beside `path`, fsync it, then rename it to `path`."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> Path:
+    def write(handle: IO[bytes]) -> None:
+        handle.write(text.encode())
+
+    return atomic_write(path, write)
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> Path:
+    return write_text(path, json.dumps(data, indent=2, default=_jsonable) + "\n")
+
+
+def write_jsonl(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> Path:
+    return write_text(path, "".join(json.dumps(r, default=_jsonable) + "\n" for r in rows))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def new_run_dir(out: str | os.PathLike[str] | None, root: str = "runs") -> Path:
+    """`out` if given (created; it must be empty or absent), else runs/<timestamp>[-k]."""
+    if out is not None:
+        folder = Path(out)
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"--out {folder}: exists and is not a folder")
+        if folder.is_dir() and any(folder.iterdir()):
+            raise ConfigError(f"--out {folder}: folder is not empty; pick a new one")
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for k in range(1000):
+        folder = Path(root) / (stamp if k == 0 else f"{stamp}-{k}")
+        try:
+            folder.mkdir(parents=True)
+            return folder
+        except FileExistsError:
+            continue
+    raise ConfigError(f"could not create a fresh run folder under {root}")

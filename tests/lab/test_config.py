@@ -1,0 +1,80 @@
+import pytest
+
+from digitlab.errors import ConfigError
+from digitlab.lab.config import load_config, make_config, read_config_file, to_dict
+
+
+def test_defaults_validate():
+    config = make_config({})
+    assert config.data == "digits" and config.activation.name == "relu"
+
+
+def test_entries_take_names_or_tables():
+    config = make_config({"activation": {"name": "leaky_relu", "slope": 0.2}, "optimizer": "adam"})
+    assert config.activation.params == {"slope": 0.2}
+    assert to_dict(config)["activation"] == {"name": "leaky_relu", "slope": 0.2}
+    assert make_config(to_dict(config)) == config
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"activation": "swishy"}, "unknown activation 'swishy'"),
+        ({"activation": {"name": "relu", "slope": 1}}, "takes no parameters; got slope"),
+        ({"optimizer": "adamm"}, "unknown optimizer 'adamm'"),
+        ({"lr": 0}, "lr: Input should be greater than 0"),
+        ({"lr": -1.0}, "lr: Input should be greater than 0"),
+        ({"hidden": [100, 0]}, "hidden sizes must all be > 0"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"epochs": -3}, "epochs"),
+        ({"data": "cifar"}, "data: Input should be 'digits', 'mnist' or 'idx'"),
+        ({"data": "idx"}, "--data idx needs --data-dir"),
+        ({"spilt": "book"}, "spilt: Extra inputs are not permitted"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"loss": "hinge"}, "unknown loss 'hinge'"),
+    ],
+)
+def test_bad_values_are_one_line_config_errors(values, message):
+    with pytest.raises(ConfigError, match=message) as caught:
+        make_config(values)
+    assert "\n" not in str(caught.value)
+
+
+def test_toml_file_and_overrides(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text(
+        'hidden = [32, 16]\nactivation = { name = "leaky_relu", slope = 0.1 }\nlr = 0.5\n'
+    )
+    config = load_config(path, {"lr": 0.05, "epochs": None})
+    assert config.hidden == [32, 16] and config.lr == 0.05 and config.epochs == 50
+
+
+def test_malformed_toml(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("hidden = [32, \n")
+    with pytest.raises(ConfigError, match="bad.toml: malformed config"):
+        read_config_file(path)
+    with pytest.raises(ConfigError, match="cannot read config"):
+        read_config_file(tmp_path / "missing.toml")
+
+
+def test_plugin_file_registers_before_validation(tmp_path):
+    plugin = tmp_path / "acts.py"
+    plugin.write_text(
+        "import numpy as np\n"
+        "from digitlab import activation\n"
+        "@activation('cube_test', init='xavier')\n"
+        "def cube(z):\n    return z ** 3\n"
+        "@cube.derivative\n"
+        "def _(z):\n    return 3 * z ** 2\n"
+    )
+    config_file = tmp_path / "run.toml"
+    config_file.write_text('plugins = ["acts.py"]\nactivation = "cube_test"\n')
+    try:
+        assert load_config(config_file, {}).activation.name == "cube_test"
+    finally:
+        from digitlab.core.activations import ACTIVATIONS
+
+        ACTIVATIONS.pop("cube_test", None)
+    with pytest.raises(ConfigError, match="no such file"):
+        make_config({"plugins": [str(tmp_path / "nope.py")]})

@@ -1,0 +1,172 @@
+"""End-to-end: the `digitlab` command on the 8x8 digits, an MNIST subset and bad input."""
+
+import gzip
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from digitlab.cli import main
+
+
+def run_cli(args, capsys):
+    """Run the CLI in-process; return (exit code, stdout, stderr)."""
+    try:
+        main(args)
+        code = 0
+    except SystemExit as done:
+        code = done.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_default_train_reaches_97_percent_and_writes_the_run_folder(tmp_path):
+    # the real console script, as a user runs it, with no arguments
+    result = subprocess.run(
+        [sys.executable, "-m", "digitlab.cli", "train"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    (folder,) = (tmp_path / "runs").iterdir()
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["test_accuracy"] >= 0.97
+    assert metrics["test"]["n"] == 359
+    low, high = metrics["test"]["accuracy_ci95"]
+    assert low < metrics["test_accuracy"] < high
+    assert {p.name for p in folder.iterdir()} == {
+        "config.json",
+        "history.jsonl",
+        "metrics.json",
+        "model.npz",
+    }
+    assert len((folder / "history.jsonl").read_text().splitlines()) == 50
+    assert "test" in result.stdout and "confusion" in result.stdout
+
+
+def test_mnist_subset_and_eval_agree(tmp_path, mnist_dir, capsys):
+    out = tmp_path / "run"
+    code, stdout, err = run_cli(
+        [
+            "train",
+            "--data",
+            "mnist",
+            "--data-dir",
+            str(mnist_dir),
+            "--train-per-class",
+            "300",
+            "--hidden",
+            "64",
+            "--epochs",
+            "8",
+            "--standardize",
+            "--lr",
+            "0.1",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train"]["n"] == 3000 and metrics["test"]["n"] == 10000
+    assert metrics["test_accuracy"] >= 0.88
+    code, stdout, err = run_cli(["eval", str(out)], capsys)
+    assert code == 0, err
+    assert f"accuracy {100 * metrics['test_accuracy']:.2f}%" in stdout
+
+
+def test_book_split_reports_both_halves_and_the_whole(tmp_path, mnist_dir, capsys):
+    out = tmp_path / "run"
+    code, _, err = run_cli(
+        [
+            "train",
+            "--data",
+            "mnist",
+            "--data-dir",
+            str(mnist_dir),
+            "--split",
+            "book",
+            "--train-per-class",
+            "100",
+            "--hidden",
+            "32",
+            "--epochs",
+            "2",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["val"]["n"] == metrics["test"]["n"] == 5000
+    assert metrics["test_all"]["n"] == 10000
+    whole = (metrics["val_accuracy"] + metrics["test_accuracy"]) / 2
+    assert metrics["test_all"]["accuracy"] == pytest.approx(whole)
+
+
+def corrupt_mnist(tmp_path, mnist_dir, how):
+    folder = tmp_path / how
+    shutil.copytree(mnist_dir, folder)
+    target = folder / "t10k-labels-idx1-ubyte.gz"
+    data = target.read_bytes()
+    if how == "truncated":
+        target.write_bytes(data[: len(data) // 2])
+    elif how == "magic":
+        raw = bytearray(gzip.decompress(data))
+        raw[2] = 0x42
+        target.write_bytes(gzip.compress(bytes(raw)))
+    elif how == "count":
+        raw = gzip.decompress(data)
+        target.write_bytes(gzip.compress(raw[:8] + raw[8:-5]))
+    return folder
+
+
+@pytest.mark.parametrize("how", ["truncated", "magic", "count"])
+def test_corrupt_idx_is_one_line(tmp_path, mnist_dir, capsys, how):
+    folder = corrupt_mnist(tmp_path, mnist_dir, how)
+    code, _, err = run_cli(
+        ["train", "--data", "mnist", "--data-dir", str(folder), "--out", str(tmp_path / "o")],
+        capsys,
+    )
+    assert code == 1
+    assert err.count("\n") == 1 and "t10k-labels" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--activation", "swishy"], "unknown activation 'swishy'"),
+        (["--optimizer", "adamm"], "unknown optimizer 'adamm'"),
+        (["--lr", "abc"], "'abc' is not a valid float"),
+        (["--lr", "0"], "lr: Input should be greater than 0"),
+        (["--hidden", "100,x"], "comma list"),
+        (["--hidden", "0"], "hidden sizes must all be > 0"),
+        (["--batch-size", "-5"], "batch_size"),
+        (["--data", "cifar"], "'cifar' is not one of"),
+        (["--data", "mnist", "--data-dir", "/nonexistent/folder"], "/nonexistent/folder"),
+        (["--train-per-class", "5000"], "larger than class"),
+        (["--bogus-flag"], "No such option '--bogus-flag'"),
+        (["--config", "/nonexistent.toml"], "cannot read config"),
+        (["--activation-param", "slope"], "expected KEY=VALUE"),
+        (["--lr", "1e8", "--epochs", "3"], "non-finite loss at epoch 1"),
+    ],
+)
+def test_bad_input_is_one_line_and_non_zero(tmp_path, capsys, args, message):
+    code, _, err = run_cli(["train", "--out", str(tmp_path / "o"), "--quiet", *args], capsys)
+    assert code != 0
+    assert message in err
+    assert err.startswith("digitlab: error:") and err.count("\n") == 1, err
+
+
+def test_eval_rejects_a_file_that_is_not_a_model(tmp_path, capsys):
+    (tmp_path / "x.npz").write_text("not a model")
+    code, _, err = run_cli(["eval", str(tmp_path / "x.npz")], capsys)
+    assert code == 1 and "not a digitlab model file" in err and err.count("\n") == 1
