@@ -165,7 +165,7 @@ class Promoting:
     def fit(self, x: np.ndarray) -> "Promoting":
         return self
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, inplace: bool = False) -> np.ndarray:
         return x * np.ones(x.shape[1])
 
     def output_shape(self, image_shape):
@@ -173,9 +173,8 @@ class Promoting:
 
 
 def test_pipeline_catches_silent_promotion() -> None:
-    pipeline = Pipeline([Promoting()], dtype=np.float32).fit(np.zeros((2, 3)))
     with pytest.raises(TypeError, match="Promoting turned float32 into float64"):
-        pipeline(np.zeros((2, 3)))
+        Pipeline([Promoting()], dtype=np.float32).fit(np.zeros((2, 3)))
 
 
 def _fitted_parameters(pipeline: Pipeline) -> list[np.ndarray]:

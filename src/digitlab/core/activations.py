@@ -122,14 +122,24 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     """1 / (1 + exp(-z)), overflow-safe."""
     # Numerics: exponentiate only -|z| <= 0, so exp never overflows;
     # for z >= 0 use 1/(1+e), for z < 0 use e/(1+e) with e = exp(-|z|).
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1, e) / (1 + e)
+    e = np.abs(z)
+    np.negative(e, out=e)
+    np.exp(e, out=e)  # in place: no temporaries on the hot path
+    # The numerator, 1 where z >= 0 and e elsewhere, is max(e, [z >= 0]) since 0 < e <= 1:
+    # the same numbers as np.where, without its slow branch on random signs.
+    s = (z >= 0).astype(z.dtype)
+    np.maximum(s, e, out=s)
+    e += 1
+    s /= e
+    return s
 
 
 @sigmoid.derivative
 def _sigmoid_derivative(z: np.ndarray) -> np.ndarray:
     s = sigmoid(z)
-    return s * (1 - s)
+    ds = 1 - s
+    ds *= s
+    return ds
 
 
 @activation("tanh", init="xavier")

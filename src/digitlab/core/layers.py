@@ -111,7 +111,9 @@ class Activation:
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         assert self.z is not None and self.df is not None, "backward before a training forward"
-        return dout * self.df(self.z, **self.fparams)
+        dz = self.df(self.z, **self.fparams)
+        dz *= dout
+        return dz
 
 
 @layer("activation")

@@ -67,11 +67,12 @@ def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.
     shifted = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(shifted)
     sums = e.sum(axis=1, keepdims=True)
-    log_probs_true = shifted[_rows(y), y] - np.log(sums[:, 0])
-    dlogits = e / sums
-    dlogits[_rows(y), y] -= 1
-    dlogits /= n
-    return float(-log_probs_true.mean(dtype=np.float64)), dlogits
+    rows = _rows(y)
+    log_probs_true = shifted[rows, y] - np.log(sums[:, 0])
+    e /= sums  # e becomes the gradient in place: softmax - onehot, over n
+    e[rows, y] -= 1
+    e /= n
+    return float(-log_probs_true.mean(dtype=np.float64)), e
 
 
 @loss("quadratic")

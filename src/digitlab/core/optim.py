@@ -31,6 +31,7 @@ class Optimizer:
         self.learning_rate = learning_rate
         self.l1, self.l2 = l1, l2
         self.state: dict[str, dict[str, Any]] = {}
+        self._scratch: dict[str, np.ndarray] = {}
 
     def step(self, parameters: Parameters) -> None:
         for name, param, grad in parameters:
@@ -55,6 +56,13 @@ class Optimizer:
             slots[key] = np.zeros_like(like)
         array: np.ndarray = slots[key]
         return array
+
+    def scratch(self, name: str, like: np.ndarray) -> np.ndarray:
+        """A reusable work buffer (not state): saves allocating a parameter-sized array per step."""
+        buffer = self._scratch.get(name)
+        if buffer is None:
+            buffer = self._scratch[name] = np.empty_like(like)
+        return buffer
 
     def state_dict(self) -> dict[str, Any]:
         arrays = {f"{n}/{k}": v for n, s in self.state.items() for k, v in s.items()}
@@ -96,7 +104,9 @@ class SGD(Optimizer):
     """w -= lr * dw."""
 
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
-        param -= param.dtype.type(self.learning_rate) * grad
+        step = self.scratch(name, param)
+        np.multiply(grad, param.dtype.type(self.learning_rate), out=step)
+        param -= step
 
 
 @optimizer("momentum")

@@ -94,6 +94,13 @@ def _check_disjoint(train_index: np.ndarray, val_index: np.ndarray) -> None:
         raise AssertionError(f"train and validation share {overlap.size} training examples")
 
 
+def _rows(array: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """array[index], as a view (no copy of the data) when index is one contiguous range."""
+    if index.size and index[-1] - index[0] + 1 == index.size and (np.diff(index) == 1).all():
+        return array[int(index[0]) : int(index[-1]) + 1]
+    return array[index]
+
+
 def make_splits(
     dataset: Dataset,
     split: str = "holdout",
@@ -145,7 +152,7 @@ def make_splits(
         if size == 0:
             raise DataError(f"{dataset.name}: the {split} split leaves the {part} set empty")
     return Splits(
-        train=Split(dataset.x_train[train_index], dataset.y_train[train_index]),
+        train=Split(_rows(dataset.x_train, train_index), _rows(dataset.y_train, train_index)),
         val=val,
         test=Split(dataset.x_test[test_part], dataset.y_test[test_part]),
     )

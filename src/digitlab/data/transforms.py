@@ -22,7 +22,7 @@ _CHUNK_ROWS = 4096  # rows per float64 block when computing statistics
 class Transform(Protocol):
     def fit(self, x: np.ndarray) -> Transform: ...
 
-    def __call__(self, x: np.ndarray) -> np.ndarray: ...
+    def __call__(self, x: np.ndarray, inplace: bool = False) -> np.ndarray: ...
 
     def output_shape(self, image_shape: tuple[int, int] | None) -> tuple[int, int] | None: ...
 
@@ -38,8 +38,8 @@ class ScaleTo01:
     def fit(self, x: np.ndarray) -> ScaleTo01:
         return self
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return x / x.dtype.type(self.max_value)
+    def __call__(self, x: np.ndarray, inplace: bool = False) -> np.ndarray:
+        return np.divide(x, x.dtype.type(self.max_value), out=x if inplace else None)
 
     def output_shape(self, image_shape: tuple[int, int] | None) -> tuple[int, int] | None:
         return image_shape
@@ -51,8 +51,8 @@ class Invert:
     def fit(self, x: np.ndarray) -> Invert:
         return self
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return x.dtype.type(1) - x
+    def __call__(self, x: np.ndarray, inplace: bool = False) -> np.ndarray:
+        return np.subtract(x.dtype.type(1), x, out=x if inplace else None)
 
     def output_shape(self, image_shape: tuple[int, int] | None) -> tuple[int, int] | None:
         return image_shape
@@ -76,7 +76,7 @@ class Crop:
     def fit(self, x: np.ndarray) -> Crop:
         return self
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, inplace: bool = False) -> np.ndarray:
         height, width = self.image_shape
         if x.shape[1] != height * width:
             raise DataError(
@@ -114,7 +114,7 @@ class PixelSubset:
         self.n_features = n_features
         return self
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, inplace: bool = False) -> np.ndarray:
         if self.columns is None:
             raise RuntimeError("PixelSubset used before fit")
         return x[:, self.columns]
@@ -166,10 +166,11 @@ class Standardize:
         self.std = np.where(constant | (std == 0), 1.0, std).astype(x.dtype)
         return self
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, inplace: bool = False) -> np.ndarray:
         if self.mean is None or self.std is None:
             raise RuntimeError("Standardize used before fit")
-        return (x - self.mean.astype(x.dtype)) / self.std.astype(x.dtype)
+        out = np.subtract(x, self.mean.astype(x.dtype), out=x if inplace else None)
+        return np.divide(out, self.std.astype(x.dtype), out=out)
 
     def output_shape(self, image_shape: tuple[int, int] | None) -> tuple[int, int] | None:
         return image_shape
@@ -192,20 +193,26 @@ class Pipeline:
         return x.astype(self.dtype)
 
     def _apply(self, transform: Transform, x: np.ndarray) -> np.ndarray:
-        out = transform(x)
+        # x is always the pipeline's own array (a converted copy or a transform's output),
+        # so elementwise transforms may overwrite it: one training-set-sized array, not three.
+        out = transform(x, inplace=True)
         if out.dtype != self.dtype:
             raise TypeError(f"{type(transform).__name__} turned {self.dtype} into {out.dtype}")
         return out
 
     def fit(self, x_train: np.ndarray) -> Pipeline:
         """Fit each transform on the training rows as transformed by the ones before it."""
-        x = self._convert(x_train)
-        for position, transform in enumerate(self.transforms):
-            transform.fit(x)
-            if position + 1 < len(self.transforms):
-                x = self._apply(transform, x)
-        self.fitted = True
+        self.fit_transform(x_train)
         return self
+
+    def fit_transform(self, x_train: np.ndarray) -> np.ndarray:
+        """Fit on the training rows and return them transformed (one pass, not two)."""
+        x = self._convert(x_train)
+        for transform in self.transforms:
+            transform.fit(x)
+            x = self._apply(transform, x)
+        self.fitted = True
+        return x
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if not self.fitted:

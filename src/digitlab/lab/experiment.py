@@ -68,9 +68,8 @@ def prepare_data(config: Config) -> Prepared:
         standardize=config.standardize,
         per_pixel=config.per_pixel,
     )
-    pipeline.fit(raw.train.x)
     splits = Splits(
-        train=Split(pipeline(raw.train.x), raw.train.y),
+        train=Split(pipeline.fit_transform(raw.train.x), raw.train.y),
         val=Split(pipeline(raw.val.x), raw.val.y),
         test=Split(pipeline(raw.test.x), raw.test.y),
     )
