@@ -157,7 +157,7 @@ def fit(
                     f"(try a lower learning rate, currently {optimizer.learning_rate:g})"
                 )
             total_loss += value * len(idx)
-            correct += np.count_nonzero(logits.argmax(axis=1) == yb)
+            correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
             model.backward(dlogits)
             optimizer.step(model.parameters())
             if on_batch is not None:
