@@ -70,3 +70,24 @@ def test_bad_specs_are_config_errors():
         build_model([{"type": "dense", "units": 0}], 4, np.random.default_rng(0))
     with pytest.raises(ConfigError, match="takes slope"):
         mlp_spec([3], 2, "leaky_relu", activation_params={"slop": 0.1})
+
+
+def test_reshape_and_flatten_round_trip(rng):
+    spec = [
+        {"type": "reshape", "shape": [1, 4, 4]},
+        {"type": "flatten"},
+        {"type": "dense", "units": 3},
+    ]
+    model = build_model(spec, 16, rng, np.float64)
+    x = rng.standard_normal((5, 16))
+    assert model.forward(x, training=True).shape == (5, 3)
+    assert [lay.name for lay in model.layers] == ["reshape1", "flatten1", "dense1"]
+
+
+def test_dense_after_images_needs_flatten(rng):
+    with pytest.raises(ConfigError, match=r"layer 2 \(dense\): dense layer needs flat inputs"):
+        build_model(
+            [{"type": "reshape", "shape": [1, 4, 4]}, {"type": "dense", "units": 3}], 16, rng
+        )
+    with pytest.raises(ConfigError, match="cannot reshape"):
+        build_model([{"type": "reshape", "shape": [3, 4, 4]}], 16, rng)

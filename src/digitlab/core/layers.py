@@ -3,7 +3,8 @@
 A layer has `params` and `grads` (dicts with the same keys), `forward(x, training)` that caches
 only what backward needs, and `backward(dout)` that fills `grads` and returns the gradient for
 its input (a layer told `needs_input_grad = False`, the network's first, skips that product).
-Arrays are batch-first: x is (n, n_in), the output (n, n_out).
+Arrays are batch-first: x is (n, *shape); the model's input is always flat rows (n, features),
+and a layer such as a reshape or a convolution works on other per-sample shapes.
 
 A model is described by plain dicts, one a layer (`{"type": "dense", "units": 100}`,
 `{"type": "activation", "name": "sigmoid"}`, `{"type": "dropout", "rate": 0.5}`); the
@@ -34,12 +35,16 @@ class Layer(Protocol):
     def backward(self, dout: np.ndarray) -> np.ndarray | None: ...
 
 
-LayerFactory = Callable[[dict[str, Any], int, np.random.Generator, Any], tuple[Any, int]]
+Shape = tuple[int, ...]  # per-sample shape, without the batch axis
+LayerFactory = Callable[[dict[str, Any], Shape, np.random.Generator, Any], tuple[Any, Shape]]
 LAYERS: dict[str, LayerFactory] = {}
 
 
 def layer(type_name: str) -> Callable[[LayerFactory], LayerFactory]:
-    """Register a factory (spec, n_in, rng, dtype) -> (layer, n_out) under `type_name`."""
+    """Register a factory (spec, in_shape, rng, dtype) -> (layer, out_shape) under `type_name`.
+
+    Shapes are per sample: (features,) for flat rows, (channels, height, width) for images.
+    """
 
     def register(factory: LayerFactory) -> LayerFactory:
         LAYERS[type_name] = factory
@@ -74,8 +79,11 @@ class Dense:
 
 @layer("dense")
 def _dense(
-    spec: dict[str, Any], n_in: int, rng: np.random.Generator, dtype: Any
-) -> tuple[Any, int]:
+    spec: dict[str, Any], in_shape: Shape, rng: np.random.Generator, dtype: Any
+) -> tuple[Any, Shape]:
+    if len(in_shape) != 1:
+        raise ConfigError(f"dense layer needs flat inputs, got shape {in_shape}: add a flatten")
+    n_in = in_shape[0]
     units = int(spec["units"])
     if units <= 0:
         raise ConfigError(f"dense layer needs units > 0, got {units}")
@@ -87,7 +95,7 @@ def _dense(
         if bias_std
         else np.zeros(units, dtype)
     )
-    return Dense(w, b), units
+    return Dense(w, b), (units,)
 
 
 class Activation:
@@ -118,10 +126,10 @@ class Activation:
 
 @layer("activation")
 def _activation(
-    spec: dict[str, Any], n_in: int, rng: np.random.Generator, dtype: Any
-) -> tuple[Any, int]:
+    spec: dict[str, Any], in_shape: Shape, rng: np.random.Generator, dtype: Any
+) -> tuple[Any, Shape]:
     params = {k: v for k, v in spec.items() if k not in ("type", "name")}
-    return Activation(spec["name"], **params), n_in
+    return Activation(spec["name"], **params), in_shape
 
 
 class Dropout:
@@ -153,9 +161,44 @@ class Dropout:
 
 @layer("dropout")
 def _dropout(
-    spec: dict[str, Any], n_in: int, rng: np.random.Generator, dtype: Any
-) -> tuple[Any, int]:
-    return Dropout(float(spec["rate"]), rng), n_in
+    spec: dict[str, Any], in_shape: Shape, rng: np.random.Generator, dtype: Any
+) -> tuple[Any, Shape]:
+    return Dropout(float(spec["rate"]), rng), in_shape
+
+
+class Reshape:
+    """Per-sample reshape, e.g. flat rows (n, 784) -> images (n, 1, 28, 28), and back."""
+
+    def __init__(self, in_shape: Shape, out_shape: Shape, name: str = "reshape") -> None:
+        self.name = name
+        self.in_shape, self.out_shape = in_shape, out_shape
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.needs_input_grad = True
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        return x.reshape(x.shape[0], *self.out_shape)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout.reshape(dout.shape[0], *self.in_shape)
+
+
+@layer("reshape")
+def _reshape(
+    spec: dict[str, Any], in_shape: Shape, rng: np.random.Generator, dtype: Any
+) -> tuple[Any, Shape]:
+    out_shape = tuple(int(s) for s in spec["shape"])
+    if int(np.prod(out_shape)) != int(np.prod(in_shape)) or min(out_shape) <= 0:
+        raise ConfigError(f"cannot reshape {in_shape} into {out_shape}")
+    return Reshape(in_shape, out_shape), out_shape
+
+
+@layer("flatten")
+def _flatten(
+    spec: dict[str, Any], in_shape: Shape, rng: np.random.Generator, dtype: Any
+) -> tuple[Any, Shape]:
+    out_shape = (int(np.prod(in_shape)),)
+    return Reshape(in_shape, out_shape, name="flatten"), out_shape
 
 
 class Sequential:
@@ -202,13 +245,18 @@ def build_model(
         raise ConfigError(f"input size must be > 0, got {input_size}")
     layers: list[Any] = []
     counts: dict[str, int] = {}
-    n = input_size
+    shape: Shape = (input_size,)
     for i, layer_spec in enumerate(spec):
         kind = layer_spec.get("type")
         if kind not in LAYERS:
             known = ", ".join(sorted(LAYERS))
             raise ConfigError(f"layer {i + 1}: unknown type {kind!r}; known: {known}")
-        lay, n = LAYERS[kind](layer_spec, n, rng, np.dtype(dtype))
+        try:
+            lay, shape = LAYERS[kind](layer_spec, shape, rng, np.dtype(dtype))
+        except ConfigError as err:
+            raise ConfigError(f"layer {i + 1} ({kind}): {err}") from None
+        except (KeyError, TypeError, ValueError) as err:
+            raise ConfigError(f"layer {i + 1} ({kind}): bad spec {layer_spec} ({err})") from None
         base = lay.name
         counts[base] = counts.get(base, 0) + 1
         lay.name = f"{base}{counts[base]}"

@@ -57,11 +57,11 @@ class Optimizer:
         array: np.ndarray = slots[key]
         return array
 
-    def scratch(self, name: str, like: np.ndarray) -> np.ndarray:
+    def scratch(self, name: str, like: np.ndarray, key: str = "a") -> np.ndarray:
         """A reusable work buffer (not state): saves allocating a parameter-sized array per step."""
-        buffer = self._scratch.get(name)
+        buffer = self._scratch.get(f"{name}/{key}")
         if buffer is None:
-            buffer = self._scratch[name] = np.empty_like(like)
+            buffer = self._scratch[f"{name}/{key}"] = np.empty_like(like)
         return buffer
 
     def state_dict(self) -> dict[str, Any]:
@@ -176,15 +176,23 @@ class Adam(Optimizer):
         v = self.slot(name, "v", param)
         slots = self.state[name]
         slots["t"] = step = int(slots.get("t", 0)) + 1
+        # Written with two reusable buffers, a and b, instead of temporaries; the arithmetic is
+        # m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  w -= step_size m / (sqrt(v) + eps).
+        a, b = self.scratch(name, param, "a"), self.scratch(name, param, "b")
         m *= t(self.beta1)
-        m += t(1 - self.beta1) * grad
+        m += np.multiply(grad, t(1 - self.beta1), out=a)
         v *= t(self.beta2)
-        v += t(1 - self.beta2) * grad * grad
+        np.multiply(grad, t(1 - self.beta2), out=a)
+        v += np.multiply(a, grad, out=a)
         # Bias correction folded into the step size, so m and v are not copied.
         step_size = self.learning_rate * math.sqrt(1 - self.beta2**step) / (1 - self.beta1**step)
         if self.weight_decay and name.endswith(".w"):
-            param -= t(self.learning_rate * self.weight_decay) * param
-        param -= t(step_size) * m / (np.sqrt(v) + t(self.eps))
+            param -= np.multiply(param, t(self.learning_rate * self.weight_decay), out=a)
+        np.sqrt(v, out=a)
+        a += t(self.eps)
+        np.multiply(m, t(step_size), out=b)
+        b /= a
+        param -= b
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()

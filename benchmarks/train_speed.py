@@ -1,0 +1,344 @@
+"""digitlab against PyTorch (CPU, float32, 2 threads) on the same MNIST data, in one run.
+
+    pip install -e '.[bench]'
+    python benchmarks/train_speed.py --data-dir ../shared/data/mnist [--reps 5] [--quick]
+
+For each case the two frameworks train one epoch in turn, `reps` times (interleaved, so drift
+in machine load hits both alike); the table gives median and min seconds per epoch, the ratio
+digitlab / PyTorch of the medians, the matrix-multiply GFLOP/s actually achieved (forward, weight
+gradients and input gradients except for the first layer), the machine's float32 matmul peak
+measured in the same run and the share of it. Every case runs twice: with the BLAS environment
+as it is, and with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (this command only), each in its
+own child process, with the BLAS kernel in use reported by threadpoolctl. Peak resident memory
+of training is measured in separate child processes, one per framework.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
+
+# name, hidden sizes, activation, optimizer, learning rate, batch size
+CASES = [
+    ("784-100-10 sigmoid sgd b32", [100], "sigmoid", "sgd", 0.1, 32),
+    ("784-100-10 sigmoid sgd b128", [100], "sigmoid", "sgd", 0.1, 128),
+    ("784-100-10 sigmoid sgd b256", [100], "sigmoid", "sgd", 1.0, 256),
+    ("784-100-10 sigmoid sgd b1000", [100], "sigmoid", "sgd", 1.0, 1000),
+    ("784-1200-10 sigmoid sgd b600", [1200], "sigmoid", "sgd", 0.8, 600),
+    ("784-256-128-64-10 relu adam b128", [256, 128, 64], "relu", "adam", 0.001, 128),
+]
+INFERENCE = ("inference 10,000 test images (784-100-10)", [100], "sigmoid")
+
+
+def load_mnist(data_dir: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Standardised float32 MNIST through digitlab's own loader and pipeline."""
+    from digitlab.data import build_pipeline, load_idx_folder
+
+    dataset = load_idx_folder(data_dir)
+    pipeline = build_pipeline(
+        max_value=dataset.max_value, image_shape=dataset.image_shape, standardize=True
+    )
+    x_train = pipeline.fit_transform(dataset.x_train)
+    return x_train, dataset.y_train, pipeline(dataset.x_test), dataset.y_test
+
+
+def matmul_flops(sizes: list[int], n: int, training: bool) -> float:
+    """Multiply-add work of the Dense layers: 2*in*out per sample for each product done."""
+    flops = 0.0
+    for position, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        products = 1 if not training else (2 if position == 0 else 3)
+        flops += products * 2.0 * n * n_in * n_out
+    return flops
+
+
+def matmul_peak(reps: int = 10) -> float:
+    """Best float32 GFLOP/s of a 2048^3 NumPy matmul."""
+    a = np.random.default_rng(0).standard_normal((2048, 2048)).astype(np.float32)
+    out = np.empty_like(a)
+    best = np.inf
+    for _ in range(reps):
+        started = time.perf_counter()
+        np.matmul(a, a, out=out)
+        best = min(best, time.perf_counter() - started)
+    return 2 * 2048**3 / best / 1e9
+
+
+class DigitlabCase:
+    def __init__(self, hidden: list[int], activation: str, optimizer: str, lr: float, batch: int):
+        import digitlab as dl
+
+        self.dl = dl
+        self.rng = np.random.default_rng(0)
+        self.model = dl.build_model(dl.mlp_spec(hidden, 10, activation), 784, self.rng)
+        self.optimizer = dl.get_optimizer(optimizer, lr)
+        self.batch, self.lr = batch, lr
+
+    def epoch(self, x: np.ndarray, y: np.ndarray) -> float:
+        dl = self.dl
+        started = time.perf_counter()
+        dl.fit(
+            self.model, x, y, self.optimizer, epochs=1, rng=self.rng,
+            batch_size=dl.batch_size_schedule(self.batch),
+            learning_rate=dl.get_schedule("constant", self.lr, 1),
+        )  # fmt: skip
+        return time.perf_counter() - started
+
+    def infer(self, x: np.ndarray, y: np.ndarray) -> float:
+        started = time.perf_counter()
+        self.dl.evaluate(self.model, x, y)
+        return time.perf_counter() - started
+
+
+class TorchCase:
+    def __init__(self, hidden: list[int], activation: str, optimizer: str, lr: float, batch: int):
+        import torch
+
+        torch.set_num_threads(2)
+        torch.manual_seed(0)
+        self.torch = torch
+        layers: list[Any] = []
+        n_in = 784
+        for units in hidden:
+            act = torch.nn.Sigmoid() if activation == "sigmoid" else torch.nn.ReLU()
+            layers += [torch.nn.Linear(n_in, units), act]
+            n_in = units
+        layers.append(torch.nn.Linear(n_in, 10))
+        self.model = torch.nn.Sequential(*layers)
+        parameters = self.model.parameters()
+        self.optimizer = (
+            torch.optim.SGD(parameters, lr=lr)
+            if optimizer == "sgd"
+            else torch.optim.Adam(parameters, lr=lr)
+        )
+        self.loss = torch.nn.CrossEntropyLoss()
+        self.batch = batch
+
+    def epoch(self, x: Any, y: Any) -> float:
+        torch = self.torch
+        started = time.perf_counter()
+        order = torch.randperm(len(x))
+        for start in range(0, len(x), self.batch):
+            idx = order[start : start + self.batch]
+            self.optimizer.zero_grad()
+            loss = self.loss(self.model(x[idx]), y[idx])
+            loss.backward()
+            self.optimizer.step()
+        return time.perf_counter() - started
+
+    def infer(self, x: Any, y: Any) -> float:
+        torch = self.torch
+        started = time.perf_counter()
+        with torch.no_grad():
+            logits = self.model(x)
+            self.loss(logits, y)
+            torch.softmax(logits, dim=1)
+            (logits.argmax(dim=1) == y).float().mean()
+        return time.perf_counter() - started
+
+
+def blas_kernel() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (pip install threadpoolctl)"
+    infos = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    return ", ".join(
+        f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} "
+        f"{i.get('num_threads')} threads"
+        for i in infos
+    )
+
+
+def worker(framework: str, data_dir: str, quick: bool) -> None:
+    """A process that holds the data for one framework and times what stdin asks for.
+
+    One worker per framework, so neither framework's idle BLAS or OpenMP threads spin on the
+    cores while the other one runs; the parent alternates between them.
+    """
+    x, y, x_test, y_test = load_mnist(data_dir)
+    if quick:
+        x, y = x[:12000], y[:12000]
+    if framework == "torch":
+        import torch
+
+        x, y, x_test, y_test = (torch.from_numpy(a) for a in (x, y, x_test, y_test))
+    kind = DigitlabCase if framework == "digitlab" else TorchCase
+    case: Any = None
+    print(json.dumps({"ready": True, "n_train": len(x), "kernel": blas_kernel()}), flush=True)
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command["do"] == "setup":
+            case = kind(*command["args"])
+            answer: Any = None
+        elif command["do"] == "epoch":
+            answer = case.epoch(x, y)
+        elif command["do"] == "infer":
+            answer = case.infer(x_test, y_test)
+        elif command["do"] == "peak":
+            answer = matmul_peak()
+        print(json.dumps(answer), flush=True)
+
+
+class Worker:
+    def __init__(self, framework: str, args: list[str], env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--child", f"worker-{framework}", *args],
+            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.hello = self._read()
+
+    def _read(self) -> Any:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            sys.exit(f"benchmark worker {self.process.args} died")
+        return json.loads(line)
+
+    def ask(self, do: str, args: Any = None) -> Any:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps({"do": do, "args": args}) + "\n")
+        self.process.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def speed_run(args: list[str], env: dict[str, str], reps: int) -> dict[str, Any]:
+    """Every case, the two frameworks' epochs alternating, in one BLAS environment."""
+    ours, theirs = Worker("digitlab", args, env), Worker("torch", args, env)
+    peak = ours.ask("peak")
+    rows = []
+    for name, hidden, activation, optimizer, lr, batch in CASES:
+        times: dict[str, list[float]] = {"digitlab": [], "torch": []}
+        for worker in (ours, theirs):
+            worker.ask("setup", [hidden, activation, optimizer, lr, batch])
+            worker.ask("epoch")  # warm-up: allocations, thread start
+        for _ in range(reps):
+            times["digitlab"].append(ours.ask("epoch"))
+            times["torch"].append(theirs.ask("epoch"))
+        flops = matmul_flops([784, *hidden, 10], ours.hello["n_train"], training=True)
+        rows.append({"case": name, "flops": flops, **times})
+    name, hidden, activation = INFERENCE
+    times = {"digitlab": [], "torch": []}
+    for worker in (ours, theirs):
+        worker.ask("setup", [hidden, activation, "sgd", 0.1, 128])
+        worker.ask("infer")
+    for _ in range(reps * 4):
+        times["digitlab"].append(ours.ask("infer"))
+        times["torch"].append(theirs.ask("infer"))
+    rows.append({"case": name, "flops": matmul_flops([784, *hidden, 10], 10000, False), **times})
+    result = {
+        "rows": rows,
+        "peak": peak,
+        "kernel": ours.hello["kernel"],
+        "env": {v: env.get(v) for v in BLAS_VARIABLES},
+        "n_train": ours.hello["n_train"],
+    }
+    ours.close()
+    theirs.close()
+    return result
+
+
+def memory_child(data_dir: str, framework: str) -> dict[str, Any]:
+    """Peak RSS of loading MNIST and training one epoch of 784-100-10 at batch 128."""
+    x, y, _, _ = load_mnist(data_dir)
+    if framework == "digitlab":
+        DigitlabCase([100], "sigmoid", "sgd", 0.1, 128).epoch(x, y)
+    else:
+        import torch
+
+        TorchCase([100], "sigmoid", "sgd", 0.1, 128).epoch(torch.from_numpy(x), torch.from_numpy(y))
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"peak_bytes": peak_kb * 1024, "train_bytes": x.nbytes}
+
+
+def run_child(args: list[str], env: dict[str, str]) -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, __file__, *args], env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        sys.exit(f"benchmark child {args} failed:\n{result.stderr}")
+    parsed: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return parsed
+
+
+def table(result: dict[str, Any], title: str) -> str:
+    peak = result["peak"]
+    lines = [
+        f"### {title}",
+        "",
+        f"BLAS: {result['kernel']}; env {result['env']}; float32 matmul peak {peak:.0f} GFLOP/s; "
+        f"{result['n_train']} training images",
+        "",
+        "| case | digitlab s (median / min) | PyTorch s (median / min) | ratio | "
+        "digitlab GFLOP/s | % of peak | PyTorch GFLOP/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        ours, theirs = statistics.median(row["digitlab"]), statistics.median(row["torch"])
+        ours_gflops, theirs_gflops = row["flops"] / ours / 1e9, row["flops"] / theirs / 1e9
+        lines.append(
+            f"| {row['case']} | {ours:.3f} / {min(row['digitlab']):.3f} | "
+            f"{theirs:.3f} / {min(row['torch']):.3f} | **{ours / theirs:.2f}x** | "
+            f"{ours_gflops:.0f} | {100 * ours_gflops / peak:.0f}% | {theirs_gflops:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA.resolve()))
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="12,000 training images, 2 reps")
+    children = ["worker-digitlab", "worker-torch", "memory-digitlab", "memory-torch"]
+    parser.add_argument("--child", choices=children)
+    args = parser.parse_args()
+    if args.child and args.child.startswith("worker"):
+        worker(args.child.split("-")[1], args.data_dir, args.quick)
+        return
+    if args.child:
+        print(json.dumps(memory_child(args.data_dir, args.child.split("-")[1])))
+        return
+    reps = 2 if args.quick else args.reps
+    common = ["--data-dir", args.data_dir, *(["--quick"] if args.quick else [])]
+    as_is = dict(os.environ)
+    unset = {k: v for k, v in os.environ.items() if k not in BLAS_VARIABLES}
+    import torch
+
+    print(
+        f"## digitlab vs PyTorch, {date.today()}\n\n{platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, NumPy {np.__version__}, "
+        f"PyTorch {torch.__version__}; {reps} interleaved repetitions per case\n"
+    )
+    print(table(speed_run(common, as_is, reps), "BLAS environment as it is"))
+    print()
+    print(table(speed_run(common, unset, reps), "OPENBLAS_CORETYPE/L2_SIZE unset"))
+    print("\n### Peak resident memory (load MNIST + one training epoch, 784-100-10, batch 128)\n")
+    print("| framework | peak RSS | float32 training set | ratio |\n|---|---|---|---|")
+    for framework in ("digitlab", "torch"):
+        m = run_child(["--child", f"memory-{framework}", "--data-dir", args.data_dir], unset)
+        peak, train = m["peak_bytes"], m["train_bytes"]
+        sizes = f"{peak / 2**20:.0f} MiB | {train / 2**20:.0f} MiB"
+        print(f"| {framework} | {sizes} | {peak / train:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
