@@ -23,13 +23,12 @@ from digitlab.core.optim import OPTIMIZERS, SCHEDULES
 from digitlab.errors import ConfigError, DigitlabError
 from digitlab.lab.config import load_config, read_config_file
 from digitlab.lab.experiment import (
+    Prepared,
     config_of_model,
-    evaluate_splits,
     parts,
     prepare_data,
-    save_run,
+    run,
     summarise,
-    train_config,
 )
 from digitlab.lab.modelfile import load_model
 from digitlab.lab.plugins import load_plugin
@@ -154,23 +153,6 @@ def train(
 
 
 def _train_into(folder: Path, config: Any, quiet: bool) -> None:
-    prepared = prepare_data(config)
-    train_part, val_part, test_part = parts(prepared.splits).values()
-    console.print(
-        f"[bold]{config.data}[/]: {len(train_part.y)} train, {len(val_part.y)} validation, "
-        f"{len(test_part.y)} test, {train_part.x.shape[1]} inputs, {prepared.n_classes} classes"
-    )
-    model, history = _train_with_progress(config, prepared, quiet)
-    metrics = evaluate_splits(config, model, prepared)
-    save_run(folder, config, model, history, metrics)
-    _print_results(metrics, prepared.n_classes)
-    if history.stopped_early:
-        console.print(f"early stopping: best validation loss at epoch {history.best_epoch}")
-    console.print(f"run folder: {folder}")
-
-
-def _train_with_progress(config: Any, prepared: Any, quiet: bool) -> Any:
-    n_train = len(prepared.splits.train.y)
     columns = (
         TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
         BarColumn(),
@@ -179,26 +161,41 @@ def _train_with_progress(config: Any, prepared: Any, quiet: bool) -> Any:
         TextColumn("{task.fields[status]}"),
     )
     with Progress(*columns, console=console, disable=quiet, transient=False) as progress:
-        task = progress.add_task("", total=n_train, epoch=1, epochs=config.epochs, status="")
-        state = {"epoch": -1}
+        state: dict[str, Any] = {"epoch": -1}
+
+        def on_data(prepared: Prepared) -> None:
+            train_part, val_part, test_part = parts(prepared.splits).values()
+            progress.console.print(
+                f"[bold]{config.data}[/]: {len(train_part.y)} train, {len(val_part.y)} "
+                f"validation, {len(test_part.y)} test, {train_part.x.shape[1]} inputs, "
+                f"{prepared.n_classes} classes"
+            )
+            state["n"] = len(train_part.y)
+            state["task"] = progress.add_task(
+                "", total=state["n"], epoch=1, epochs=config.epochs, status=""
+            )
 
         def on_batch(epoch: int, number: int, size: int) -> None:
             if epoch != state["epoch"]:
                 state["epoch"] = epoch
                 fields = {"epoch": epoch + 1, "epochs": config.epochs, "status": ""}
-                progress.reset(task, total=n_train, **fields)
-            progress.advance(task, size)
+                progress.reset(state["task"], total=state["n"], **fields)
+            progress.advance(state["task"], size)
 
         def on_epoch(record: dict[str, float], model: Any) -> None:
             status = (
                 f"loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f} | "
                 f"val loss {record['val_loss']:.4f} acc {record['val_accuracy']:.4f}"
             )
-            progress.update(task, status=status)
+            progress.update(state["task"], status=status)
             if not quiet:
                 progress.console.print(f"epoch {int(record['epoch']):>3}: {status}")
 
-        return train_config(config, prepared, callbacks=[on_epoch], on_batch=on_batch)
+        result = run(config, folder, callbacks=[on_epoch], on_batch=on_batch, on_data=on_data)
+    _print_results(result.metrics, result.prepared.n_classes)
+    if result.history.stopped_early:
+        console.print(f"early stopping: best validation loss at epoch {result.history.best_epoch}")
+    console.print(f"run folder: {folder}")
 
 
 def _print_results(metrics: dict[str, Any], n_classes: int) -> None:

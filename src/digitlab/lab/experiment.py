@@ -8,7 +8,7 @@ change the split.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from digitlab.data import Split, Splits, build_pipeline, load_dataset, make_spli
 from digitlab.errors import DataError
 from digitlab.lab.config import Config, make_config, to_dict
 from digitlab.lab.modelfile import MODEL_FILE, save_model
-from digitlab.lab.runs import write_json, write_jsonl
+from digitlab.lab.runs import write_json, write_jsonl, write_npz
 
 
 @dataclass
@@ -165,32 +165,102 @@ def summarise(result: Evaluation, y: np.ndarray, n_classes: int) -> dict[str, An
     }
 
 
-def evaluate_splits(config: Config, model: Sequential, prepared: Prepared) -> dict[str, Any]:
-    """metrics.json's content: every split's summary plus flat val_/test_ keys."""
+def evaluate_splits(
+    config: Config, model: Sequential, prepared: Prepared
+) -> tuple[dict[str, Any], dict[str, Evaluation]]:
+    """metrics.json's content (every split's summary plus flat val_/test_ keys) and the
+    evaluations behind it."""
     metrics: dict[str, Any] = {}
+    evaluations: dict[str, Evaluation] = {}
     for name, part in parts(prepared.splits).items():
-        summary = summarise(
-            evaluate(model, part.x, part.y, config.loss), part.y, prepared.n_classes
-        )
+        evaluations[name] = result = evaluate(model, part.x, part.y, config.loss)
+        summary = summarise(result, part.y, prepared.n_classes)
         metrics[name] = summary
         metrics[f"{name}_loss"] = summary["loss"]
         metrics[f"{name}_accuracy"] = summary["accuracy"]
     if config.split == "book":
         # The book's two halves together are MNIST's whole test set: report it too (M2).
-        val, test = prepared.splits.val, prepared.splits.test
-        x, y = np.concatenate([val.x, test.x]), np.concatenate([val.y, test.y])
-        metrics["test_all"] = summarise(evaluate(model, x, y, config.loss), y, prepared.n_classes)
-    return metrics
+        val, test = evaluations["val"], evaluations["test"]
+        whole = Evaluation(
+            loss=(val.loss * val.n + test.loss * test.n) / (val.n + test.n),
+            accuracy=(val.accuracy * val.n + test.accuracy * test.n) / (val.n + test.n),
+            predictions=np.concatenate([val.predictions, test.predictions]),
+            probabilities=np.concatenate([val.probabilities, test.probabilities]),
+            n=val.n + test.n,
+        )
+        y = np.concatenate([prepared.splits.val.y, prepared.splits.test.y])
+        metrics["test_all"] = summarise(whole, y, prepared.n_classes)
+    return metrics, evaluations
+
+
+EXAMPLES = 64  # hardest and misclassified examples kept per split for the report's grids
+
+
+def predictions_arrays(prepared: Prepared, evaluations: dict[str, Evaluation]) -> dict[str, Any]:
+    """What predictions.npz holds, for reports that never rerun the model.
+
+    Per split s in (val, test): s_y, s_pred, s_probs (n, k); s_examples, the indices of the
+    EXAMPLES hardest (lowest probability on the true class) then of up to EXAMPLES more
+    misclassified ones; s_example_images, those inputs as the network saw them (n, features);
+    and image_shape, (height, width) or empty when the inputs are no longer images.
+    """
+    arrays: dict[str, Any] = {"image_shape": np.array(prepared.image_shape or (), dtype=np.int64)}
+    for name in ("val", "test"):
+        part, result = getattr(prepared.splits, name), evaluations[name]
+        true_probs = result.probabilities[np.arange(result.n), part.y]
+        hardest = np.argsort(true_probs, kind="stable")[:EXAMPLES]
+        wrong = np.flatnonzero(result.predictions != part.y)
+        wrong = wrong[~np.isin(wrong, hardest)][:EXAMPLES]
+        examples = np.concatenate([hardest, wrong])
+        arrays[f"{name}_y"] = part.y
+        arrays[f"{name}_pred"] = result.predictions
+        arrays[f"{name}_probs"] = result.probabilities.astype(np.float32)
+        arrays[f"{name}_examples"] = examples
+        arrays[f"{name}_example_images"] = part.x[examples]
+    return arrays
 
 
 def save_run(
-    folder: Path, config: Config, model: Sequential, history: History, metrics: dict[str, Any]
+    folder: Path,
+    config: Config,
+    model: Sequential,
+    history: History,
+    metrics: dict[str, Any],
+    predictions: dict[str, Any] | None = None,
 ) -> None:
-    """Write config.json, history.jsonl, metrics.json and model.npz into a run folder."""
+    """Write config.json, history.jsonl, metrics.json, predictions.npz and model.npz."""
     write_json(folder / "config.json", to_dict(config))
     write_jsonl(folder / "history.jsonl", history.records())
     write_json(folder / "metrics.json", metrics)
+    if predictions is not None:
+        write_npz(folder / "predictions.npz", predictions)
     save_model(model, folder / MODEL_FILE, extra={"config": to_dict(config)})
+
+
+@dataclass
+class RunResult:
+    model: Sequential
+    history: History
+    metrics: dict[str, Any]
+    prepared: Prepared
+
+
+def run(
+    config: Config,
+    folder: Path,
+    *,
+    callbacks: Sequence[EpochCallback] = (),
+    on_batch: BatchCallback | None = None,
+    on_data: Callable[[Prepared], None] | None = None,
+) -> RunResult:
+    """Prepare the data, train, evaluate every split and write the run folder."""
+    prepared = prepare_data(config)
+    if on_data is not None:
+        on_data(prepared)
+    model, history = train_config(config, prepared, callbacks=callbacks, on_batch=on_batch)
+    metrics, evaluations = evaluate_splits(config, model, prepared)
+    save_run(folder, config, model, history, metrics, predictions_arrays(prepared, evaluations))
+    return RunResult(model, history, metrics, prepared)
 
 
 def config_of_model(extra: dict[str, Any]) -> Config:

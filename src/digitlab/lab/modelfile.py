@@ -12,14 +12,14 @@ import json
 import os
 import zipfile
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from digitlab.core.layers import Sequential, build_model
 from digitlab.errors import DigitlabError, ModelError
 from digitlab.lab.plugins import load_plugin
-from digitlab.lab.runs import atomic_write
+from digitlab.lab.runs import write_npz
 
 FORMAT, VERSION = "digitlab-model", 1
 MODEL_FILE = "model.npz"
@@ -33,10 +33,7 @@ def save_model(
     arrays = {name: param for name, param, _ in model.parameters()}
     arrays["model.json"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
 
-    def write(handle: IO[bytes]) -> None:
-        np.savez(handle, allow_pickle=False, **arrays)
-
-    return atomic_write(path, write)
+    return write_npz(path, arrays)
 
 
 def load_model(path: str | os.PathLike[str]) -> tuple[Sequential, dict[str, Any]]:

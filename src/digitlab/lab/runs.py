@@ -51,6 +51,15 @@ def write_jsonl(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> Pat
     return write_text(path, "".join(json.dumps(r, default=_jsonable) + "\n" for r in rows))
 
 
+def write_npz(path: str | os.PathLike[str], arrays: dict[str, Any]) -> Path:
+    """Arrays to an .npz file (never pickled), atomically."""
+
+    def write(handle: IO[bytes]) -> None:
+        np.savez(handle, allow_pickle=False, **arrays)
+
+    return atomic_write(path, write)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
