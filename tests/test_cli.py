@@ -43,6 +43,7 @@ def test_default_train_reaches_97_percent_and_writes_the_run_folder(tmp_path):
         "history.jsonl",
         "metrics.json",
         "model.npz",
+        "predictions.npz",
     }
     assert len((folder / "history.jsonl").read_text().splitlines()) == 50
     assert "test" in result.stdout and "confusion" in result.stdout
