@@ -1,6 +1,7 @@
 """Layers and the sequential model.
 
-A layer has `params` and `grads` (dicts with the same keys), `forward(x, training)` that caches
+A layer has `params` and `grads` (dicts with the same keys), optionally `buffers` (arrays that
+are saved but not trained, such as running statistics), `forward(x, training)` that caches
 only what backward needs, and `backward(dout)` that fills `grads` and returns the gradient for
 its input (a layer told `needs_input_grad = False`, the network's first, skips that product).
 Arrays are batch-first: x is (n, *shape); the model's input is always flat rows (n, features),
@@ -228,6 +229,13 @@ class Sequential:
         for lay in self.layers:
             for key, value in lay.params.items():
                 yield f"{lay.name}.{key}", value, lay.grads[key]
+
+    def buffers(self) -> Iterator[tuple[str, np.ndarray]]:
+        """(qualified name, array) for every non-trained array a layer keeps in `buffers`
+        (e.g. batch norm's running mean): saved with the model, never touched by optimizers."""
+        for lay in self.layers:
+            for key, value in getattr(lay, "buffers", {}).items():
+                yield f"{lay.name}.{key}", value
 
     def describe(self) -> dict[str, Any]:
         """The JSON-ready description a saved model stores beside its arrays."""

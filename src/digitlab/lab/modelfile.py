@@ -31,6 +31,7 @@ def save_model(
     """Write `model` (and JSON-ready `extra`, e.g. the data pipeline) atomically to `path`."""
     header = {"format": FORMAT, "version": VERSION, "model": model.describe(), "extra": extra or {}}
     arrays = {name: param for name, param, _ in model.parameters()}
+    arrays.update(model.buffers())
     arrays["model.json"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
 
     return write_npz(path, arrays)
@@ -71,6 +72,7 @@ def load_model(path: str | os.PathLike[str]) -> tuple[Sequential, dict[str, Any]
     except (ValueError, KeyError, TypeError, UnicodeDecodeError, DigitlabError) as err:
         raise ModelError(f"{path}: invalid model description ({_short(err)})") from None
     expected = {name: param for name, param, _ in model.parameters()}
+    expected.update(model.buffers())
     missing, unexpected = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
     if missing or unexpected:
         raise ModelError(
