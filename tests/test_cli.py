@@ -157,7 +157,8 @@ def test_corrupt_idx_is_one_line(tmp_path, mnist_dir, capsys, how):
         (["--bogus-flag"], "No such option '--bogus-flag'"),
         (["--config", "/nonexistent.toml"], "cannot read config"),
         (["--activation-param", "slope"], "expected KEY=VALUE"),
-        (["--lr", "1e8", "--epochs", "3"], "non-finite loss at epoch 1"),
+        (["--lr", "1e4", "--epochs", "3"], "training diverged"),
+        (["--lr", "1e30", "--divergence", "0", "--epochs", "3"], "non-finite loss at epoch 1"),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero(tmp_path, capsys, args, message):

@@ -122,6 +122,7 @@ def app() -> None:
 @click.option("--l1", type=float, help="L1 penalty coefficient.")
 @click.option("--l2", type=float, help="L2 penalty coefficient (adds l2 * w to dw).")
 @click.option("--patience", type=int, help="Early stopping patience in epochs.")
+@click.option("--divergence", type=float, help="Stop when loss > this x the first [1e4; 0 off].")
 @click.option("--seed", type=int, help="Seed for split, init, dropout, shuffle [0].")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), help="Float type [float32].")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder [runs/<time>].")

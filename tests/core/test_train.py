@@ -69,8 +69,13 @@ def test_one_forward_per_batch(monkeypatch):
 
 
 def test_non_finite_loss_names_where_and_keeps_weights():
-    with pytest.raises(NumericError, match=r"epoch \d+, batch \d+: .*(dense|relu)"):
-        run(0, epochs=3, lr=1e12)
+    with pytest.raises(NumericError, match=r"non-finite loss at epoch \d+, batch \d+: .*dense"):
+        run(0, epochs=3, lr=1e30, divergence=None)
+
+
+def test_divergence_stops_before_inf_and_names_the_weights():
+    with pytest.raises(NumericError, match=r"training diverged; the fastest-growing .* dense\d.w"):
+        run(0, epochs=3, lr=1e6)
 
 
 def test_early_stopping_restores_best():

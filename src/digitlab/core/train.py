@@ -9,9 +9,9 @@ printing is the caller's business. The only randomness is the Generator passed i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -29,6 +29,7 @@ class History:
     metrics: dict[str, list[float]] = field(default_factory=dict)
     best_epoch: int | None = None
     stopped_early: bool = False
+    interrupted: bool = False
 
     def append(self, record: dict[str, float]) -> None:
         for key, value in record.items():
@@ -82,15 +83,8 @@ def evaluate(
     return Evaluation(value, float((predictions == y).mean()), predictions, probs, len(y))
 
 
-def batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """Index arrays of a fresh seeded permutation of range(n), batch_size at a time."""
-    order = rng.permutation(n)
-    for start in range(0, n, batch_size):
-        yield order[start : start + batch_size]
-
-
 def locate_non_finite(model: Any, x: np.ndarray) -> str:
-    """Where the first non-finite value is: a parameter, or a layer's output on batch x."""
+    """The first parameter, gradient or layer output (on batch x) holding a NaN or inf."""
     for name, param, grad in model.parameters():
         if not np.isfinite(param).all():
             return f"parameter {name}"
@@ -102,6 +96,61 @@ def locate_non_finite(model: Any, x: np.ndarray) -> str:
             if not np.isfinite(x).all():
                 return f"output of layer {lay.name}"
     return "loss"
+
+
+def fastest_growing(model: Any, before: list[np.ndarray]) -> str:
+    """Which weight matrix grew most (by norm) since `before`: where a divergence shows."""
+    growth = [
+        (float(np.linalg.norm(param)) / max(float(np.linalg.norm(old)), 1e-12), name)
+        for (name, param, _), old in zip(model.parameters(), before, strict=True)
+        if name.endswith(".w")  # biases start at zero: any change would look infinite
+    ]
+    factor, name = max(growth)
+    return f"the fastest-growing weights are {name} (x{factor:.3g} since the last good ones)"
+
+
+@dataclass
+class Step:
+    """What a monitor sees of one batch: before the update, the gradients are fresh."""
+
+    epoch: int  # 0-based
+    batch: int  # 1-based within the epoch
+    loss: float
+    logits: np.ndarray
+    y: np.ndarray
+    model: Any
+    optimizer: Optimizer
+
+
+class Monitor(Protocol):
+    """Cheap per-batch observers (see digitlab.diagnostics.monitors); never change training."""
+
+    def before_update(self, step: Step) -> None: ...
+
+    def after_update(self, step: Step) -> None: ...
+
+    def end_epoch(
+        self, epoch: int, model: Any, validation: Evaluation | None
+    ) -> dict[str, float]: ...
+
+
+@dataclass
+class TrainState:
+    """Where training is, enough to continue bit-identically: saved by checkpoints.
+
+    `epoch` counts finished epochs; inside an epoch, `order` is its permutation, `batch` the
+    batches done and `total_loss`/`correct` their running sums.
+    """
+
+    epoch: int = 0
+    batch: int = 0
+    order: np.ndarray | None = None
+    total_loss: float = 0.0
+    correct: int = 0
+    first_loss: float | None = None
+    best_loss: float = float("inf")
+    best_weights: list[np.ndarray] | None = None
+    since_best: int = 0
 
 
 def fit(
@@ -119,75 +168,113 @@ def fit(
     patience: int | None = None,
     callbacks: Sequence[EpochCallback] = (),
     on_batch: BatchCallback | None = None,
+    monitors: Sequence[Monitor] = (),
     history: History | None = None,
+    state: TrainState | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    divergence: float | None = 1e4,
 ) -> History:
-    """Train `model` in place with minibatch gradient descent and return its History.
+    """Train `model` in place with minibatch gradient descent up to `epochs` epochs in all.
 
     Each epoch records epoch, learning_rate, batch_size, train_loss and train_accuracy (the
     mean over the epoch's batches, computed from the same forward pass as the gradient),
-    val_loss and val_accuracy when `validation` is given, and seconds. With `patience`, training
-    stops after that many epochs without a lower validation loss and the best weights are put
-    back. A non-finite loss raises NumericError naming epoch, batch and where it arose; the
-    weights of the last finished epoch are put back first.
+    val_loss and val_accuracy when `validation` is given, the monitors' numbers and seconds.
+    With `patience`, training stops after that many epochs without a lower validation loss and
+    the best weights are put back. Passing the `history` and `state` of an interrupted run
+    continues it exactly; `should_stop` is polled after every batch (history.interrupted is
+    then set, and `state` says where training stopped).
+
+    A non-finite loss, or one `divergence` times the first batch's, raises NumericError naming
+    epoch, batch and where it arose; the weights of the last finished epoch are put back first.
     """
     loss_fn = get_loss(loss)
-    history = history or History()
-    best_loss, best_weights, since_best = np.inf, None, 0
+    history = history if history is not None else History()
+    state = state if state is not None else TrainState()
     last_good = [p.copy() for _, p, _ in model.parameters()]
-    start_epoch = history.epochs
-    for epoch in range(start_epoch, start_epoch + epochs):
+    while state.epoch < epochs:
+        epoch = state.epoch
         started = time.perf_counter()
         optimizer.learning_rate = learning_rate(epoch)
         size = batch_size(epoch)
-        total_loss, correct = 0.0, 0
-        for number, idx in enumerate(batches(len(x), size, rng), start=1):
+        if state.order is None:
+            state.order = rng.permutation(len(x))
+        for start in range(state.batch * size, len(x), size):
+            idx = state.order[start : start + size]
+            number = state.batch + 1
             xb, yb = x[idx], y[idx]
-            # NumPy's overflow warnings are silenced here because the finiteness check below
-            # catches the same event and says where it arose.
+            # NumPy's overflow warnings are silenced here because the checks below catch the
+            # same event and say where it arose.
             with np.errstate(over="ignore", invalid="ignore"):
                 logits = model.forward(xb, training=True)
                 value, dlogits = loss_fn(logits, yb)
-            if not np.isfinite(value):
-                where = locate_non_finite(model, xb)
+            if state.first_loss is None:
+                state.first_loss = value
+            if not np.isfinite(value) or (divergence and value > divergence * state.first_loss):
+                if np.isfinite(value):
+                    problem = (
+                        f"loss {value:.3g} at epoch {epoch + 1}, batch {number} is over "
+                        f"{divergence:g} x the first batch's {state.first_loss:.3g}: training "
+                        f"diverged; {fastest_growing(model, last_good)}"
+                    )
+                else:
+                    where = locate_non_finite(model, xb)
+                    problem = (
+                        f"non-finite loss at epoch {epoch + 1}, batch {number}: first "
+                        f"non-finite value in the {where}"
+                    )
                 _restore(model, last_good)
+                kept = f"weights of epoch {epoch}" if epoch else "initial weights"
                 raise NumericError(
-                    f"non-finite loss at epoch {epoch + 1}, batch {number}: first non-finite "
-                    f"value in the {where}; "
-                    f"{f'weights of epoch {epoch}' if epoch else 'initial weights'} kept "
-                    f"(try a lower learning rate, currently {optimizer.learning_rate:g})"
+                    f"{problem}; {kept} kept (try a lower learning rate, currently "
+                    f"{optimizer.learning_rate:g})"
                 )
-            total_loss += value * len(idx)
-            correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
+            state.total_loss += value * len(idx)
+            state.correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
             model.backward(dlogits)
+            step = Step(epoch, number, value, logits, yb, model, optimizer) if monitors else None
+            for monitor in monitors:
+                monitor.before_update(step)  # type: ignore[arg-type]
             optimizer.step(model.parameters())
+            for monitor in monitors:
+                monitor.after_update(step)  # type: ignore[arg-type]
+            state.batch = number
             if on_batch is not None:
                 on_batch(epoch, number, len(idx))
+            if should_stop is not None and should_stop():
+                history.interrupted = True
+                return history
         record = {
             "epoch": float(epoch + 1),
             "learning_rate": float(optimizer.learning_rate),
             "batch_size": float(size),
-            "train_loss": total_loss / len(x),
-            "train_accuracy": correct / len(x),
+            "train_loss": state.total_loss / len(x),
+            "train_accuracy": state.correct / len(x),
         }
-        if validation is not None:
-            result = evaluate(model, *validation, loss=loss)
+        result = evaluate(model, *validation, loss=loss) if validation is not None else None
+        if result is not None:
             record["val_loss"], record["val_accuracy"] = result.loss, result.accuracy
+        for monitor in monitors:
+            record.update(monitor.end_epoch(epoch, model, result))
         record["seconds"] = time.perf_counter() - started
         history.append(record)
         last_good = [p.copy() for _, p, _ in model.parameters()]
-        for callback in callbacks:
-            callback(record, model)
-        if patience is not None and validation is not None:
-            if record["val_loss"] < best_loss:
-                best_loss, best_weights, since_best = record["val_loss"], last_good, 0
+        state.epoch, state.batch, state.order = epoch + 1, 0, None
+        state.total_loss, state.correct = 0.0, 0
+        stop = False
+        if patience is not None and result is not None:
+            if result.loss < state.best_loss:
+                state.best_loss, state.best_weights, state.since_best = result.loss, last_good, 0
                 history.best_epoch = epoch + 1
             else:
-                since_best += 1
-                if since_best >= patience:
-                    history.stopped_early = True
-                    break
-    if best_weights is not None:
-        _restore(model, best_weights)
+                state.since_best += 1
+                stop = state.since_best >= patience
+        for callback in callbacks:
+            callback(record, model)
+        if stop:
+            history.stopped_early = True
+            break
+    if state.best_weights is not None:
+        _restore(model, state.best_weights)
     return history
 
 

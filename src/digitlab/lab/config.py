@@ -88,6 +88,7 @@ class Config(BaseModel):
     l1: float = Field(0.0, ge=0)
     l2: float = Field(0.0, ge=0)
     patience: int | None = Field(None, gt=0)
+    divergence: float = Field(1e4, ge=0)  # stop when the loss exceeds this x the first; 0: never
     seed: int = Field(0, ge=0)
 
     @field_validator("hidden")

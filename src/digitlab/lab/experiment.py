@@ -129,6 +129,7 @@ def train_config(
         loss=config.loss,
         validation=(val.x, val.y),
         patience=config.patience,
+        divergence=config.divergence or None,
         callbacks=callbacks,
         on_batch=on_batch,
     )
