@@ -1,0 +1,328 @@
+"""Convolution, pooling and batch normalisation layers for images.
+
+Shapes follow the layer contract: an image batch is (n, channels, height, width), a flat batch
+(n, features). Inside, the image layers compute in channels-last order (n, height, width,
+channels), where a pixel's channels are adjacent in memory, and hand back a transposed view:
+the shape is (n, c, h, w) as the contract says, the memory stays channels-last, and the next
+conv or pool layer transposes it back for free. Any other layer works on the view as it is.
+
+im2col: a convolution is one matrix product. Each output pixel's receptive field, kh x kw
+pixels of c channels, is copied into one row of cols (n*oh*ow, kh*kw*c); with the weights w
+stored as (kh, kw, c, filters), a (kh*kw*c, filters) matrix, z = cols @ w + b. Backward,
+dw = cols.T @ dz, and the input gradient dcols = dz @ w.T is added back pixel by pixel, one
+kernel offset (i, j) at a time (col2im). Pooling also loops over the kernel offsets only:
+each offset is a strided view of the input, one output value per window.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from digitlab.core.init import get_initialiser
+from digitlab.core.layers import Shape, layer
+from digitlab.errors import ConfigError
+
+Pair = tuple[int, int]
+
+
+def _pair(value: Any, what: str) -> Pair:
+    """An int or a [height, width] pair, both > 0."""
+    pair = [value, value] if isinstance(value, int) else value
+    if not (
+        isinstance(pair, list | tuple)
+        and len(pair) == 2
+        and all(isinstance(v, int) and v > 0 for v in pair)
+    ):
+        raise ConfigError(f"{what} must be a positive int or a pair of them, got {value!r}")
+    return pair[0], pair[1]
+
+
+def _image_shape(in_shape: Shape, kind: str) -> tuple[int, int, int]:
+    if len(in_shape) != 3:
+        raise ConfigError(
+            f"{kind} needs images (channels, height, width), got shape {in_shape}: add a reshape"
+        )
+    return in_shape[0], in_shape[1], in_shape[2]
+
+
+def _out_size(size: int, kernel: int, stride: int, what: str) -> int:
+    if kernel > size:
+        raise ConfigError(f"{what} {kernel} is larger than the (padded) input size {size}")
+    return (size - kernel) // stride + 1
+
+
+def _channels_last(x: np.ndarray) -> np.ndarray:
+    return x.transpose(0, 2, 3, 1)
+
+
+def _channels_first(x: np.ndarray) -> np.ndarray:
+    return x.transpose(0, 3, 1, 2)
+
+
+def _window(x: np.ndarray, i: int, j: int, stride: Pair, out: Pair) -> np.ndarray:
+    """The strided view x[:, i + stride*r, j + stride*s, :] for every output pixel (r, s)."""
+    (sh, sw), (oh, ow) = stride, out
+    return x[:, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw, :]
+
+
+class Conv2D:
+    """z = conv(x, w) + b: w (kh, kw, in_channels, filters), b (filters,), x (n, c, h, w)."""
+
+    def __init__(
+        self, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: tuple[Pair, Pair]
+    ) -> None:
+        self.name = "conv"
+        self.params = {"w": w} if b is None else {"w": w, "b": b}
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.needs_input_grad = True
+        self.stride, self.padding = stride, padding
+        self._cols: np.ndarray | None = None
+        self._padded_shape: Shape = ()
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        kh, kw, _, filters = self.params["w"].shape
+        (top, bottom), (left, right) = self.padding
+        x = _channels_last(x)
+        if top or bottom or left or right:
+            x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+        n, height, width, _ = x.shape
+        out = ((height - kh) // self.stride[0] + 1, (width - kw) // self.stride[1] + 1)
+        windows = sliding_window_view(x, (kh, kw), axis=(1, 2))  # (n, h', w', c, kh, kw)
+        windows = windows[:, :: self.stride[0], :: self.stride[1]].transpose(0, 1, 2, 4, 5, 3)
+        cols = windows.reshape(n * out[0] * out[1], -1)  # copies: (n*oh*ow, kh*kw*c)
+        z = cols @ self.params["w"].reshape(-1, filters)
+        if "b" in self.params:
+            z += self.params["b"]
+        if training:
+            self._cols, self._padded_shape = cols, x.shape
+        return _channels_first(z.reshape(n, *out, filters))
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        assert self._cols is not None, "backward before a training forward"
+        kh, kw, channels, filters = self.params["w"].shape
+        n, oh, ow = dout.shape[0], dout.shape[2], dout.shape[3]
+        dz = _channels_last(dout).reshape(-1, filters)  # a view when dout is channels-last
+        np.matmul(self._cols.T, dz, out=self.grads["w"].reshape(-1, filters))
+        if "b" in self.params:
+            np.sum(dz, axis=0, out=self.grads["b"])
+        if not self.needs_input_grad:
+            return None
+        dcols = (dz @ self.params["w"].reshape(-1, filters).T).reshape(n, oh, ow, kh, kw, channels)
+        dx = np.zeros(self._padded_shape, dout.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                _window(dx, i, j, self.stride, (oh, ow))[...] += dcols[:, :, :, i, j]
+        (top, bottom), (left, right) = self.padding
+        dx = dx[:, top : dx.shape[1] - bottom, left : dx.shape[2] - right]
+        return _channels_first(dx)
+
+
+@layer("conv2d")
+def _conv2d(
+    spec: dict[str, Any], in_shape: Shape, rng: np.random.Generator, dtype: Any
+) -> tuple[Any, Shape]:
+    channels, height, width = _image_shape(in_shape, "conv2d")
+    filters = int(spec["filters"])
+    if filters <= 0:
+        raise ConfigError(f"conv2d needs filters > 0, got {filters}")
+    kh, kw = _pair(spec["kernel_size"], "kernel_size")
+    stride = _pair(spec.get("stride", 1), "stride")
+    padding = spec.get("padding", 0)
+    if padding == "same":
+        if stride != (1, 1):
+            raise ConfigError(f'padding "same" needs stride 1, got {stride}')
+        # an even kernel puts the extra row and column at the bottom and right
+        pads = ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2)
+    elif isinstance(padding, int) and padding >= 0:
+        pads = (padding, padding), (padding, padding)
+    else:
+        raise ConfigError(f'padding must be an int >= 0 or "same", got {padding!r}')
+    oh = _out_size(height + sum(pads[0]), kh, stride[0], "kernel height")
+    ow = _out_size(width + sum(pads[1]), kw, stride[1], "kernel width")
+    init = get_initialiser(spec.get("init", "he"))
+    w = init(rng, kh * kw * channels, filters, dtype).reshape(kh, kw, channels, filters)
+    b = np.zeros(filters, dtype) if spec.get("bias", True) else None
+    return Conv2D(w, b, stride, pads), (filters, oh, ow)
+
+
+class MaxPool2D:
+    """The maximum of each window; backward sends each window's gradient to its maximum."""
+
+    def __init__(self, size: Pair, stride: Pair) -> None:
+        self.name = "maxpool"
+        self.size, self.stride = size, stride
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.needs_input_grad = True
+        self._argmax: np.ndarray | None = None  # (n, oh, ow, c): the window offset of the max
+        self._in_shape: Shape = ()
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        x = _channels_last(x)
+        kh, kw = self.size
+        out_size = _pool_out(x.shape[1:3], self.size, self.stride)
+        windows = [_window(x, i, j, self.stride, out_size) for i in range(kh) for j in range(kw)]
+        out = windows[0].copy()
+        argmax = np.zeros(out.shape, np.uint8) if training else None
+        for offset, window in enumerate(windows[1:], start=1):
+            if argmax is not None:
+                # strictly greater: a tie keeps the earlier offset, so the whole gradient goes
+                # to the first maximum in row-major window order (as in PyTorch), never split
+                np.copyto(argmax, offset, where=window > out)
+            np.maximum(out, window, out=out)
+        if training:
+            self._argmax, self._in_shape = argmax, x.shape
+        return _channels_first(out)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        assert self._argmax is not None, "backward before a training forward"
+        dout = _channels_last(dout)
+        kh, kw = self.size
+        out_size = dout.shape[1:3]
+        dx = np.zeros(self._in_shape, dout.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                mask = self._argmax == i * kw + j
+                _window(dx, i, j, self.stride, out_size)[...] += dout * mask
+        return _channels_first(dx)
+
+
+class AvgPool2D:
+    """The mean of each window; backward spreads each window's gradient evenly over it."""
+
+    def __init__(self, size: Pair, stride: Pair) -> None:
+        self.name = "avgpool"
+        self.size, self.stride = size, stride
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.needs_input_grad = True
+        self._in_shape: Shape = ()
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        x = _channels_last(x)
+        kh, kw = self.size
+        out_size = _pool_out(x.shape[1:3], self.size, self.stride)
+        out = _window(x, 0, 0, self.stride, out_size).copy()
+        for i in range(kh):
+            for j in range(kw):
+                if i or j:
+                    out += _window(x, i, j, self.stride, out_size)
+        out *= x.dtype.type(1 / (kh * kw))
+        self._in_shape = x.shape
+        return _channels_first(out)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        kh, kw = self.size
+        share = _channels_last(dout) * dout.dtype.type(1 / (kh * kw))
+        dx = np.zeros(self._in_shape, dout.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                _window(dx, i, j, self.stride, share.shape[1:3])[...] += share
+        return _channels_first(dx)
+
+
+def _pool_out(in_size: tuple[int, ...], size: Pair, stride: Pair) -> Pair:
+    return (in_size[0] - size[0]) // stride[0] + 1, (in_size[1] - size[1]) // stride[1] + 1
+
+
+def _pool(
+    cls: type[MaxPool2D] | type[AvgPool2D], kind: str, spec: dict[str, Any], in_shape: Shape
+) -> tuple[Any, Shape]:
+    channels, height, width = _image_shape(in_shape, kind)
+    size = _pair(spec["size"], "size")
+    stride = _pair(spec.get("stride", size), "stride")
+    oh = _out_size(height, size[0], stride[0], "pool height")
+    ow = _out_size(width, size[1], stride[1], "pool width")
+    return cls(size, stride), (channels, oh, ow)
+
+
+@layer("maxpool2d")
+def _maxpool2d(
+    spec: dict[str, Any], in_shape: Shape, rng: np.random.Generator, dtype: Any
+) -> tuple[Any, Shape]:
+    return _pool(MaxPool2D, "maxpool2d", spec, in_shape)
+
+
+@layer("avgpool2d")
+def _avgpool2d(
+    spec: dict[str, Any], in_shape: Shape, rng: np.random.Generator, dtype: Any
+) -> tuple[Any, Shape]:
+    return _pool(AvgPool2D, "avgpool2d", spec, in_shape)
+
+
+class BatchNorm:
+    """y = gamma * (x - mean) / sqrt(var + eps) + beta, per feature (n, f) or channel (n, c, h, w).
+
+    Training normalises with the batch's mean and (biased) variance and moves the running
+    statistics towards them: running = (1 - momentum) * running + momentum * batch, with the
+    unbiased variance m / (m - 1) * var for m values per channel. Evaluation uses the running
+    statistics, kept in `buffers` so that they are saved with the model.
+    Ioffe and Szegedy 2015, https://arxiv.org/abs/1502.03167
+    """
+
+    def __init__(self, features: int, ndim: int, momentum: float, eps: float, dtype: Any) -> None:
+        self.name = "batchnorm"
+        self.params = {"gamma": np.ones(features, dtype), "beta": np.zeros(features, dtype)}
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.buffers = {
+            "running_mean": np.zeros(features, dtype),
+            "running_var": np.ones(features, dtype),
+        }
+        self.needs_input_grad = True
+        self.momentum, self.eps = dtype.type(momentum), dtype.type(eps)
+        self.axes = (0,) if ndim == 1 else (0, 2, 3)  # every axis but the feature / channel
+        self.broadcast = (1, features) if ndim == 1 else (1, features, 1, 1)
+        self._x_hat: np.ndarray | None = None
+        self._inv_std: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        running_mean, running_var = self.buffers["running_mean"], self.buffers["running_var"]
+        if training:
+            mean, var = x.mean(axis=self.axes), x.var(axis=self.axes)
+            m = x.size // mean.size
+            running_mean *= 1 - self.momentum
+            running_mean += self.momentum * mean
+            running_var *= 1 - self.momentum
+            running_var += self.momentum * x.dtype.type(m / max(m - 1, 1)) * var
+        else:
+            mean, var = running_mean, running_var
+        inv_std = 1 / np.sqrt(var + self.eps)
+        x_hat = (x - self._per_channel(mean)) * self._per_channel(inv_std)
+        if training:
+            self._x_hat, self._inv_std = x_hat, inv_std
+        return x_hat * self._per_channel(self.params["gamma"]) + self._per_channel(
+            self.params["beta"]
+        )
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        """dx = gamma * inv_std * (dout - mean(dout) - x_hat * mean(dout * x_hat)) per channel."""
+        assert self._x_hat is not None and self._inv_std is not None, "backward before training"
+        x_hat, dgamma, dbeta = self._x_hat, self.grads["gamma"], self.grads["beta"]
+        np.sum(dout * x_hat, axis=self.axes, out=dgamma)
+        np.sum(dout, axis=self.axes, out=dbeta)
+        if not self.needs_input_grad:
+            return None
+        m = dout.size // dbeta.size
+        dx = dout - self._per_channel(dbeta / m)
+        dx -= x_hat * self._per_channel(dgamma / m)
+        dx *= self._per_channel(self.params["gamma"] * self._inv_std)
+        return dx
+
+    def _per_channel(self, values: np.ndarray) -> np.ndarray:
+        """A (features,) array shaped to broadcast along the feature or channel axis."""
+        return values.reshape(self.broadcast)
+
+
+@layer("batchnorm")
+def _batchnorm(
+    spec: dict[str, Any], in_shape: Shape, rng: np.random.Generator, dtype: Any
+) -> tuple[Any, Shape]:
+    if len(in_shape) not in (1, 3):
+        raise ConfigError(f"batchnorm needs (features,) or (channels, h, w) inputs, got {in_shape}")
+    momentum, eps = float(spec.get("momentum", 0.1)), float(spec.get("eps", 1e-5))
+    if not 0 < momentum <= 1 or eps <= 0:
+        raise ConfigError(f"batchnorm needs 0 < momentum <= 1 and eps > 0, got {momentum}, {eps}")
+    return BatchNorm(in_shape[0], len(in_shape), momentum, eps, dtype), in_shape
