@@ -44,6 +44,7 @@ def test_default_train_reaches_97_percent_and_writes_the_run_folder(tmp_path):
         "metrics.json",
         "model.npz",
         "predictions.npz",
+        "diagnostics.json",
     }
     assert len((folder / "history.jsonl").read_text().splitlines()) == 50
     assert "test" in result.stdout and "confusion" in result.stdout
@@ -172,3 +173,59 @@ def test_eval_rejects_a_file_that_is_not_a_model(tmp_path, capsys):
     (tmp_path / "x.npz").write_text("not a model")
     code, _, err = run_cli(["eval", str(tmp_path / "x.npz")], capsys)
     assert code == 1 and "not a digitlab model file" in err and err.count("\n") == 1
+
+
+def test_gradcheck_passes_builtin_and_names_a_planted_bug(tmp_path, capsys):
+    code, out, err = run_cli(["gradcheck", "--hidden", "16,8", "--activation", "tanh"], capsys)
+    assert code == 0, err
+    assert "PASS" in out
+    plugin = tmp_path / "bad.py"
+    plugin.write_text(
+        "import numpy as np\n"
+        "from digitlab import activation\n"
+        "@activation('planted_sigmoid_bug')\n"
+        "def f(z):\n    return 1 / (1 + np.exp(-z))\n"
+        "@f.derivative\n"
+        "def _(z):\n    return f(z) * f(1 - z)\n"  # s(z) s(1 - z): the classic slip
+    )
+    code, out, _ = run_cli(
+        ["gradcheck", "--plugin", str(plugin), "--activation", "planted_sigmoid_bug",
+         "--hidden", "8"],
+        capsys,
+    )  # fmt: skip
+    assert code == 1
+    assert "FAIL: activation planted_sigmoid_bug" in out
+    assert "the error enters at: planted_sigmoid_bug1" in out
+
+
+def test_collapse_alarm_on_a_funnel_with_large_init(tmp_path, capsys):
+    out_dir = tmp_path / "run"
+    code, out, err = run_cli(
+        ["train", "--hidden", "48,32,24,18,14", "--activation", "relu", "--init", "normal",
+         "--init-param", "std=1", "--batch-size", "25", "--epochs", "5", "--out", str(out_dir),
+         "--quiet"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "class collapse" in out
+    findings = json.loads((out_dir / "diagnostics.json").read_text())
+    assert "class collapse" in {f["kind"] for f in findings}
+    code, out, _ = run_cli(["diagnose", str(out_dir)], capsys)
+    assert code == 0 and "class collapse" in out and "usual remedies" in out
+
+
+def test_saturation_alarm_on_inverted_mnist_with_a_large_rate(tmp_path, mnist_dir, capsys):
+    code, out, err = run_cli(
+        ["train", "--data", "mnist", "--data-dir", str(mnist_dir), "--invert", "--hidden", "30",
+         "--activation", "sigmoid", "--loss", "quadratic", "--output-activation", "sigmoid",
+         "--lr", "3", "--batch-size", "10", "--epochs", "1", "--train-per-class", "300",
+         "--out", str(tmp_path / "run"), "--quiet"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "saturation" in out and "standardise the inputs" in out
+
+
+def test_diagnose_needs_a_run_folder(tmp_path, capsys):
+    code, _, err = run_cli(["diagnose", str(tmp_path)], capsys)
+    assert code == 1 and "history.jsonl: no such file" in err

@@ -20,6 +20,7 @@ from digitlab.core.activations import ACTIVATIONS
 from digitlab.core.init import INITIALISERS
 from digitlab.core.losses import LOSSES
 from digitlab.core.optim import OPTIMIZERS, SCHEDULES
+from digitlab.diagnostics.alarms import Finding, find
 from digitlab.errors import ConfigError, DigitlabError
 from digitlab.lab.config import load_config, read_config_file
 from digitlab.lab.experiment import (
@@ -28,13 +29,14 @@ from digitlab.lab.experiment import (
     parts,
     prepare_data,
     run,
+    run_gradcheck,
     summarise,
 )
 from digitlab.lab.modelfile import load_model
 from digitlab.lab.plugins import load_plugin
-from digitlab.lab.runs import new_run_dir
+from digitlab.lab.runs import new_run_dir, read_history
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
 def _hidden(value: str | None) -> list[int] | None:
@@ -87,51 +89,70 @@ def app() -> None:
     """digitlab: a from-scratch NumPy neural-network workbench for handwritten digits."""
 
 
-@app.command()
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML config file.")
-@click.option("--data", type=click.Choice(["digits", "mnist", "idx"]), help="Dataset [digits].")
-@click.option("--data-dir", help="Folder holding the four IDX files (no checksum check).")
-@click.option("--cache-dir", help="Where MNIST is downloaded [$DIGITLAB_CACHE or ~/.cache].")
-@click.option(
-    "--split", type=click.Choice(["holdout", "book", "nielsen"]), help="Validation split."
-)
-@click.option("--val-fraction", type=float, help="Validation share of training data [0.1].")
-@click.option("--train-per-class", type=int, help="Keep the first N training images per class.")
-@click.option("--standardize/--no-standardize", default=None, help="Standardise with train stats.")
-@click.option("--per-pixel/--no-per-pixel", default=None, help="Standardise each pixel apart.")
-@click.option("--invert/--no-invert", default=None, help="Invert pixels (1 - x).")
-@click.option("--crop", type=int, help="Crop this many border pixels on each side.")
-@click.option("--pixel-subset", type=int, help="Keep a fixed seeded random subset of N pixels.")
-@click.option("--hidden", help="Hidden layer sizes, comma separated [100].")
-@click.option("--activation", help="Hidden activation [relu]; see `digitlab list`.")
-@click.option("--activation-param", multiple=True, help="KEY=VALUE, e.g. slope=0.1.")
-@click.option("--init", help="Initialiser: normal, xavier, he, lecun [per activation].")
-@click.option("--init-param", multiple=True, help="KEY=VALUE, e.g. std=0.1.")
-@click.option("--bias-std", type=float, help="Draw biases from N(0, std^2) [0: zeros].")
-@click.option("--dropout", type=float, help="Dropout rate after each hidden layer [0].")
-@click.option("--output-activation", help="Activation on the output layer (e.g. sigmoid).")
-@click.option("--loss", help="softmax_cross_entropy, quadratic, sigmoid_cross_entropy.")
-@click.option("--optimizer", help="Optimizer [sgd]; see `digitlab list`.")
-@click.option("--optimizer-param", multiple=True, help="KEY=VALUE, e.g. momentum=0.9.")
-@click.option("--lr", type=float, help="Learning rate [0.1].")
-@click.option("--lr-schedule", help="constant, piecewise, exponential, cosine.")
-@click.option("--lr-schedule-param", multiple=True, help="KEY=VALUE, e.g. decay=0.9.")
-@click.option("--batch-size", type=int, help="Batch size [32].")
-@click.option("--batch-ramp", type=int, help="Start batch size, doubled each epoch.")
-@click.option("--epochs", type=int, help="Epochs [50].")
-@click.option("--l1", type=float, help="L1 penalty coefficient.")
-@click.option("--l2", type=float, help="L2 penalty coefficient (adds l2 * w to dw).")
-@click.option("--patience", type=int, help="Early stopping patience in epochs.")
-@click.option("--divergence", type=float, help="Stop when loss > this x the first [1e4; 0 off].")
-@click.option("--seed", type=int, help="Seed for split, init, dropout, shuffle [0].")
-@click.option("--dtype", type=click.Choice(["float32", "float64"]), help="Float type [float32].")
-@click.option("--out", type=click.Path(file_okay=False), help="Run folder [runs/<time>].")
-@click.option("--plugin", multiple=True, help="Python file registering activations etc.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(
-    config_file: str | None, out: str | None, quiet: bool, plugin: tuple[str, ...], **flags: Any
-) -> None:
-    """Train a network and write a run folder (model, config, history, metrics)."""
+CONFIG_OPTIONS = [
+    click.option(
+        "--config", "config_file", type=click.Path(dir_okay=False), help="TOML config file."
+    ),
+    click.option("--data", type=click.Choice(["digits", "mnist", "idx"]), help="Dataset [digits]."),
+    click.option("--data-dir", help="Folder holding the four IDX files (no checksum check)."),
+    click.option("--cache-dir", help="Where MNIST is downloaded [$DIGITLAB_CACHE or ~/.cache]."),
+    click.option(
+        "--split", type=click.Choice(["holdout", "book", "nielsen"]), help="Validation split."
+    ),
+    click.option("--val-fraction", type=float, help="Validation share of training data [0.1]."),
+    click.option("--train-per-class", type=int, help="Keep the first N training images per class."),
+    click.option(
+        "--standardize/--no-standardize", default=None, help="Standardise with train stats."
+    ),
+    click.option("--per-pixel/--no-per-pixel", default=None, help="Standardise each pixel apart."),
+    click.option("--invert/--no-invert", default=None, help="Invert pixels (1 - x)."),
+    click.option("--crop", type=int, help="Crop this many border pixels on each side."),
+    click.option("--pixel-subset", type=int, help="Keep a fixed seeded random subset of N pixels."),
+    click.option("--hidden", help="Hidden layer sizes, comma separated [100]."),
+    click.option("--activation", help="Hidden activation [relu]; see `digitlab list`."),
+    click.option("--activation-param", multiple=True, help="KEY=VALUE, e.g. slope=0.1."),
+    click.option("--init", help="Initialiser: normal, xavier, he, lecun [per activation]."),
+    click.option("--init-param", multiple=True, help="KEY=VALUE, e.g. std=0.1."),
+    click.option("--bias-std", type=float, help="Draw biases from N(0, std^2) [0: zeros]."),
+    click.option("--dropout", type=float, help="Dropout rate after each hidden layer [0]."),
+    click.option("--output-activation", help="Activation on the output layer (e.g. sigmoid)."),
+    click.option("--loss", help="softmax_cross_entropy, quadratic, sigmoid_cross_entropy."),
+    click.option("--optimizer", help="Optimizer [sgd]; see `digitlab list`."),
+    click.option("--optimizer-param", multiple=True, help="KEY=VALUE, e.g. momentum=0.9."),
+    click.option("--lr", type=float, help="Learning rate [0.1]."),
+    click.option("--lr-schedule", help="constant, piecewise, exponential, cosine."),
+    click.option("--lr-schedule-param", multiple=True, help="KEY=VALUE, e.g. decay=0.9."),
+    click.option("--batch-size", type=int, help="Batch size [32]."),
+    click.option("--batch-ramp", type=int, help="Start batch size, doubled each epoch."),
+    click.option("--epochs", type=int, help="Epochs [50]."),
+    click.option("--l1", type=float, help="L1 penalty coefficient."),
+    click.option("--l2", type=float, help="L2 penalty coefficient (adds l2 * w to dw)."),
+    click.option("--patience", type=int, help="Early stopping patience in epochs."),
+    click.option(
+        "--monitors/--no-monitors", default=None, help="Per-layer monitors and alarms [on]."
+    ),
+    click.option(
+        "--divergence", type=float, help="Stop when loss > this x the first [1e4; 0 off]."
+    ),
+    click.option("--seed", type=int, help="Seed for split, init, dropout, shuffle [0]."),
+    click.option(
+        "--dtype", type=click.Choice(["float32", "float64"]), help="Float type [float32]."
+    ),
+    click.option("--plugin", multiple=True, help="Python file registering activations etc."),
+]
+
+
+def config_options(command: Any) -> Any:
+    """The flags that make a Config, shared by train and gradcheck."""
+    for option in reversed(CONFIG_OPTIONS):
+        command = option(command)
+    return command
+
+
+def config_from_flags(
+    config_file: str | None, plugin: tuple[str, ...], flags: dict[str, Any]
+) -> Any:
+    """File values, with the flags that were given on top, validated into a Config."""
     file_values = read_config_file(config_file) if config_file is not None else {}
     if plugin:
         flags["plugins"] = [*file_values.get("plugins", []), *plugin]
@@ -143,7 +164,18 @@ def train(
     values = {**file_values, **{k: v for k, v in flags.items() if v is not None}}
     for key, extra in params.items():
         _with_params(values, key, extra, file_values.get(key))
-    config = load_config(None, values)
+    return load_config(None, values)
+
+
+@app.command()
+@config_options
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder [runs/<time>].")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(
+    config_file: str | None, out: str | None, quiet: bool, plugin: tuple[str, ...], **flags: Any
+) -> None:
+    """Train a network and write a run folder (model, config, history, metrics)."""
+    config = config_from_flags(config_file, plugin, flags)
     folder = new_run_dir(out)
     try:
         _train_into(folder, config, quiet)
@@ -151,6 +183,36 @@ def train(
         if not any(folder.iterdir()):  # nothing was written: leave no empty run folder behind
             folder.rmdir()
         raise
+
+
+@app.command()
+@config_options
+@click.option("--examples", default=8, show_default=True, help="Training examples to check on.")
+def gradcheck(
+    config_file: str | None, plugin: tuple[str, ...], examples: int, **flags: Any
+) -> None:
+    """Check every gradient of the configured model, and every activation, against finite
+    differences in float64; exit 1 if any disagrees."""
+    config = config_from_flags(config_file, plugin, flags)
+    report = run_gradcheck(config, examples)
+    table = Table(title=f"gradient check, float64, {examples} examples (relative error)")
+    for column in ("what", "worst relative error", "verdict"):
+        table.add_column(column)
+    for result in report.activations:
+        table.add_row(result.name, f"{result.error:.2e}", _verdict(result.passed))
+    for layer, result in report.layers.items():
+        table.add_row(
+            f"layer {layer} ({result.name})", f"{result.error:.2e}", _verdict(result.passed)
+        )
+    console.print(table)
+    for line in report.verdict():
+        console.print(line)
+    if not report.passed:
+        sys.exit(1)
+
+
+def _verdict(passed: bool) -> str:
+    return "[green]pass[/]" if passed else "[bold red]FAIL[/]"
 
 
 def _train_into(folder: Path, config: Any, quiet: bool) -> None:
@@ -163,6 +225,8 @@ def _train_into(folder: Path, config: Any, quiet: bool) -> None:
     )
     with Progress(*columns, console=console, disable=quiet, transient=False) as progress:
         state: dict[str, Any] = {"epoch": -1}
+        records: list[dict[str, float]] = []
+        alarmed: set[str] = set()
 
         def on_data(prepared: Prepared) -> None:
             train_part, val_part, test_part = parts(prepared.splits).values()
@@ -191,12 +255,43 @@ def _train_into(folder: Path, config: Any, quiet: bool) -> None:
             progress.update(state["task"], status=status)
             if not quiet:
                 progress.console.print(f"epoch {int(record['epoch']):>3}: {status}")
+            records.append(record)
+            for finding in find(records):  # say each kind of trouble once, when it appears
+                if finding.severity == "warning" and finding.kind not in alarmed:
+                    alarmed.add(finding.kind)
+                    progress.console.print(f"[yellow]alarm[/]: {finding.message}")
 
         result = run(config, folder, callbacks=[on_epoch], on_batch=on_batch, on_data=on_data)
     _print_results(result.metrics, result.prepared.n_classes)
+    _print_findings(find(result.history.records()))
     if result.history.stopped_early:
         console.print(f"early stopping: best validation loss at epoch {result.history.best_epoch}")
     console.print(f"run folder: {folder}")
+
+
+def _print_findings(findings: list[Finding]) -> None:
+    for finding in findings:
+        if finding.severity == "info":
+            console.print(f"[dim]{finding.message}[/]")
+            continue
+        console.print(f"[bold yellow]{finding.kind}[/]: {finding.message}")
+        if finding.causes:
+            console.print("  likely causes: " + "; ".join(finding.causes))
+        if finding.remedies:
+            console.print("  usual remedies: " + "; ".join(finding.remedies))
+
+
+@app.command()
+@click.argument("run_dir", metavar="RUN")
+def diagnose(run_dir: str) -> None:
+    """Print the diagnostics of a finished run (read from its history; nothing is rerun)."""
+    records = read_history(Path(run_dir))
+    findings = find(records)
+    warnings = [f for f in findings if f.severity == "warning"]
+    console.print(f"{run_dir}: {len(records)} epochs, {len(warnings)} alarm(s)")
+    _print_findings(findings)
+    if not warnings:
+        console.print("no alarms: nothing the monitors watch for went wrong")
 
 
 def _print_results(metrics: dict[str, Any], n_classes: int) -> None:

@@ -15,11 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from digitlab.core.activations import ACTIVATIONS
 from digitlab.core.layers import Sequential, build_model, mlp_spec
 from digitlab.core.optim import batch_size_schedule, get_optimizer, get_schedule
 from digitlab.core.train import BatchCallback, EpochCallback, Evaluation, History, evaluate, fit
 from digitlab.data import Split, Splits, build_pipeline, load_dataset, make_splits
-from digitlab.errors import DataError
+from digitlab.diagnostics.alarms import find
+from digitlab.diagnostics.gradcheck import GradientResult, check_activation, check_model
+from digitlab.diagnostics.monitors import default_monitors
+from digitlab.errors import ConfigError, DataError
 from digitlab.lab.config import Config, make_config, to_dict
 from digitlab.lab.modelfile import MODEL_FILE, save_model
 from digitlab.lab.runs import write_json, write_jsonl, write_npz
@@ -130,6 +134,7 @@ def train_config(
         validation=(val.x, val.y),
         patience=config.patience,
         divergence=config.divergence or None,
+        monitors=default_monitors(config.monitor_every) if config.monitors else (),
         callbacks=callbacks,
         on_batch=on_batch,
     )
@@ -233,6 +238,7 @@ def save_run(
     write_json(folder / "config.json", to_dict(config))
     write_jsonl(folder / "history.jsonl", history.records())
     write_json(folder / "metrics.json", metrics)
+    write_json(folder / "diagnostics.json", [f.as_dict() for f in find(history.records())])
     if predictions is not None:
         write_npz(folder / "predictions.npz", predictions)
     save_model(model, folder / MODEL_FILE, extra={"config": to_dict(config)})
@@ -267,3 +273,65 @@ def run(
 def config_of_model(extra: dict[str, Any]) -> Config:
     """The Config a saved model was trained with (stored in its file)."""
     return make_config(extra.get("config", {}))
+
+
+@dataclass
+class GradcheckReport:
+    """Per-activation and per-layer results of a gradient check, and where the fault is."""
+
+    activations: list[GradientResult]
+    layers: dict[str, GradientResult]  # layer name -> its worst parameter array
+    order: list[str]  # every layer of the model, parameter-free ones too
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.activations) and all(
+            r.passed for r in self.layers.values()
+        )
+
+    def verdict(self) -> list[str]:
+        lines = [
+            f"FAIL: {r.name}: f'(z) disagrees with finite differences of f (relative "
+            f"error {r.error:.2g})"
+            for r in self.activations
+            if not r.passed
+        ]
+        failing = [
+            name for name in self.order if name in self.layers and not self.layers[name].passed
+        ]
+        if failing:
+            deepest = failing[-1]
+            position = self.order.index(deepest)
+            above = []
+            for name in self.order[position + 1 :]:
+                if name in self.layers:
+                    break
+                above.append(name)
+            suspects = ", ".join(above) if above else deepest
+            lines.append(
+                f"FAIL: gradients are wrong from {deepest} down ({', '.join(failing)}); the "
+                f"layers above pass, so the error enters at: {suspects}"
+            )
+        if not lines:
+            lines.append("PASS: every gradient matches central finite differences")
+        return lines
+
+
+def run_gradcheck(config: Config, examples: int = 8) -> GradcheckReport:
+    """Check the config's model (in float64, without dropout) on a few real training examples,
+    and every registered activation (plugins included), against finite differences."""
+    if examples <= 0:
+        raise ConfigError(f"--examples must be > 0, got {examples}")
+    config = make_config({**to_dict(config), "dtype": "float64", "dropout": 0.0})
+    prepared = prepare_data(config)
+    train = prepared.splits.train
+    model = build_from_config(config, train.x.shape[1], prepared.n_classes)
+    results = check_model(model, train.x[:examples], train.y[:examples], config.loss)
+    layers: dict[str, GradientResult] = {}
+    for result in results:
+        layer = result.name.rsplit(".", 1)[0]
+        if layer not in layers or result.error > layers[layer].error:
+            layers[layer] = result
+    z = np.random.default_rng(0).uniform(-3, 3, 200)
+    activations = [check_activation(name, z) for name in sorted(ACTIVATIONS)]
+    return GradcheckReport(activations, layers, [lay.name for lay in model.layers])

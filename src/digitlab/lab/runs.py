@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from digitlab.errors import ConfigError
+from digitlab.errors import ConfigError, DataError
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
@@ -68,6 +68,23 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def read_history(folder: Path) -> list[dict[str, Any]]:
+    """The per-epoch records of a run folder's history.jsonl (a torn last line is skipped)."""
+    path = folder / "history.jsonl"
+    if not path.is_file():
+        raise DataError(f"{path}: no such file (is {folder} a run folder?)")
+    records = []
+    lines = path.read_text().splitlines()
+    for number, line in enumerate(lines, start=1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break  # an interrupted write: the lines before it are whole
+            raise DataError(f"{path}: line {number} is not JSON") from None
+    return records
 
 
 def new_run_dir(out: str | os.PathLike[str] | None, root: str = "runs") -> Path:

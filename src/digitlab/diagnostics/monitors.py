@@ -1,0 +1,138 @@
+"""Training monitors: cheap numbers per layer and per epoch, recorded in the history.
+
+Each monitor implements digitlab.core.train.Monitor. They read arrays the step already has
+(gradients, the pre-activations z cached for backward, the validation predictions) and do the
+heavier work only on every `every`-th batch, so together they cost a few percent of training
+(benchmarks/monitor_cost.py measures it). Their keys in each epoch's record:
+
+- `<param>.norm` (weights, at the epoch's end), `<param>.grad_norm` and `<param>.update_ratio`
+  (|delta w| / |w| of one optimizer step), averaged over the sampled batches;
+- `<activation layer>.mean` / `.std` of its outputs, `.dead` (share of units whose f'(z) is 0
+  on every example of a batch: ReLU units that never fire) and `.saturated` (share of
+  (example, unit) pairs with 0 < |f'(z)| < 0.01: sigmoid or tanh pinned near 0 or 1);
+- `loss_spikes`: batches whose loss jumped far above its recent trend;
+- `top_class_share` / `top2_class_share`: how concentrated the validation predictions are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from digitlab.core.train import Evaluation, Step
+
+SATURATED = 0.01  # |f'(z)| below this: the unit barely passes a gradient
+
+
+def _norm(a: np.ndarray) -> float:
+    """Euclidean norm, summed in float64 so that large float32 weights do not overflow it."""
+    return float(np.linalg.norm(a.astype(np.float64, copy=False)))
+
+
+class LayerStats:
+    """Weight, gradient and update norms per parameter; activation statistics per layer."""
+
+    def __init__(self, every: int = 10) -> None:
+        self.every = every
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self._before: dict[str, np.ndarray] = {}
+
+    def _add(self, key: str, value: float) -> None:
+        self.sums[key] = self.sums.get(key, 0.0) + value
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def _sampled(self, step: Step) -> bool:
+        return step.batch % self.every == 1 or self.every == 1
+
+    def before_update(self, step: Step) -> None:
+        if not self._sampled(step):
+            return
+        for name, param, grad in step.model.parameters():
+            self._add(f"{name}.grad_norm", _norm(grad))
+            if name.endswith(".w"):
+                self._before[name] = param.copy()
+        for lay in step.model.layers:
+            z = getattr(lay, "z", None)
+            if z is None or getattr(lay, "df", None) is None:
+                continue
+            a = lay.f(z, **lay.fparams)
+            slope = np.abs(lay.df(z, **lay.fparams))
+            self._add(f"{lay.name}.mean", float(a.mean()))
+            self._add(f"{lay.name}.std", float(a.std()))
+            units = slope.reshape(slope.shape[0], -1)
+            self._add(f"{lay.name}.dead", float((units == 0).all(axis=0).mean()))
+            saturated = (units > 0) & (units < SATURATED)
+            self._add(f"{lay.name}.saturated", float(saturated.mean()))
+
+    def after_update(self, step: Step) -> None:
+        if not self._before:
+            return
+        for name, param, _ in step.model.parameters():
+            old = self._before.get(name)
+            if old is not None:
+                change = _norm(param - old)
+                self._add(f"{name}.update_ratio", change / max(_norm(old), 1e-12))
+        self._before.clear()
+
+    def end_epoch(self, epoch: int, model: Any, validation: Evaluation | None) -> dict[str, float]:
+        record = {key: total / self.counts[key] for key, total in self.sums.items()}
+        for name, param, _ in model.parameters():
+            if name.endswith(".w"):
+                record[f"{name}.norm"] = _norm(param)
+        self.sums.clear()
+        self.counts.clear()
+        return record
+
+
+class LossSpikes:
+    """Counts batches whose loss exceeds 1.5x its running mean and 4 running deviations."""
+
+    def __init__(self, warmup: int = 10, smoothing: float = 0.1) -> None:
+        self.warmup, self.smoothing = warmup, smoothing
+        self.mean: float | None = None
+        self.deviation = 0.0
+        self.seen = 0
+        self.spikes = 0
+
+    def before_update(self, step: Step) -> None:
+        loss = step.loss
+        self.seen += 1
+        if self.mean is None:
+            self.mean = loss
+            return
+        if self.seen > self.warmup and loss > 1.5 * self.mean + 4 * self.deviation:
+            self.spikes += 1
+            return  # a spike does not move the trend it is measured against
+        self.deviation += self.smoothing * (abs(loss - self.mean) - self.deviation)
+        self.mean += self.smoothing * (loss - self.mean)
+
+    def after_update(self, step: Step) -> None:
+        pass
+
+    def end_epoch(self, epoch: int, model: Any, validation: Evaluation | None) -> dict[str, float]:
+        spikes, self.spikes = self.spikes, 0
+        return {"loss_spikes": float(spikes)}
+
+
+class ClassBalance:
+    """How concentrated the validation predictions are on their one or two commonest classes."""
+
+    def before_update(self, step: Step) -> None:
+        pass
+
+    def after_update(self, step: Step) -> None:
+        pass
+
+    def end_epoch(self, epoch: int, model: Any, validation: Evaluation | None) -> dict[str, float]:
+        if validation is None or validation.n == 0:
+            return {}
+        counts = np.bincount(validation.predictions, minlength=validation.probabilities.shape[1])
+        shares = np.sort(counts)[::-1] / validation.n
+        return {"top_class_share": float(shares[0]), "top2_class_share": float(shares[:2].sum())}
+
+
+def default_monitors(every: int = 10) -> list[Any]:
+    """The monitors `digitlab train` runs unless told not to."""
+    return [LayerStats(every), LossSpikes(), ClassBalance()]
