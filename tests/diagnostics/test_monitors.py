@@ -30,9 +30,12 @@ def blobs():
 def test_records_hold_every_monitor_key(blobs):
     _, history = train(mlp_spec([8, 8], 3, "sigmoid"), *blobs)
     record = history.records()[-1]
-    for key in ("dense1.w.norm", "dense1.w.grad_norm", "dense1.w.update_ratio", "dense1.b.grad_norm",
-                "sigmoid1.mean", "sigmoid1.std", "sigmoid1.dead", "sigmoid1.saturated",
-                "loss_spikes", "top_class_share", "top2_class_share"):  # fmt: skip
+    keys = (
+        "dense1.w.norm", "dense1.w.grad_norm", "dense1.w.update_ratio", "dense1.b.grad_norm",
+        "sigmoid1.mean", "sigmoid1.std", "sigmoid1.dead", "sigmoid1.saturated",
+        "loss_spikes", "top_class_share", "top2_class_share",
+    )  # fmt: skip
+    for key in keys:
         assert key in record, key
     assert 0 < record["sigmoid1.mean"] < 1
     assert record["dense1.w.update_ratio"] > 0
