@@ -1,0 +1,20 @@
+"""`digitlab report RUN`: write RUN/report.html (and RUN/plots/*.png) and print its path.
+
+Errors (a missing or corrupt file in the run folder) are DigitlabErrors, which the CLI's main
+prints as one line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from digitlab.report.html import build_report
+
+
+@click.command("report")
+@click.argument("run", type=click.Path(path_type=Path))
+def report_command(run: Path) -> None:
+    """Write RUN/report.html, one self-contained page of a run's results, and RUN/plots/*.png."""
+    click.echo(str(build_report(run)))

@@ -1,0 +1,383 @@
+"""The run report: one self-contained HTML page drawn from a run folder, never from training.
+
+`build_report(run)` reads the run folder (see runfolder.py), draws the figures (plots.py) and
+writes RUN/report.html, with every image embedded as a base64 PNG data URI, and the same PNGs
+under RUN/plots/, each file atomically. Every section has a fixed id (SECTION_IDS); a section
+whose inputs are missing (an older run without predictions.npz, inputs that are not images)
+keeps its id and says why it is empty. All text read from files is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from digitlab.lab.runs import atomic_write, write_text
+from digitlab.report import plots
+from digitlab.report.runfolder import REPORT_SPLIT, SPLITS, RunFolder, read_run
+
+REPORT_FILE = "report.html"
+PLOTS_DIR = "plots"
+SECTION_IDS = (
+    "summary",
+    "accuracy",
+    "curves",
+    "confusion",
+    "per-class",
+    "hardest",
+    "misclassified",
+    "scatter",
+    "weights",
+)
+PLOT_FILES = (
+    "curves_loss.png",
+    "curves_accuracy.png",
+    "confusion.png",
+    "per_class.png",
+    "hardest.png",
+    "misclassified.png",
+    "scatter.png",
+    "weights.png",
+)
+SPLIT_NAMES = {
+    "train": "train",
+    "val": "validation",
+    "test": "test",
+    "test_all": "validation + test",
+}
+NO_PREDICTIONS = (
+    "This run folder has no predictions.npz (runs written before it existed lack it), so "
+    "there are no per-example predictions to draw."
+)
+
+
+@dataclass
+class Page:
+    """The PNGs drawn so far, by file name, and the HTML sections, in order."""
+
+    pngs: dict[str, bytes] = field(default_factory=dict)
+    sections: list[str] = field(default_factory=list)
+
+    def image(self, name: str, png: bytes, alt: str) -> str:
+        """Keep `png` as plots/`name` and return an <img> embedding it."""
+        self.pngs[name] = png
+        data = base64.b64encode(png).decode("ascii")
+        return f'<img src="data:image/png;base64,{data}" alt="{escape(alt)}">'
+
+    def section(self, section_id: str, title: str, body: str) -> None:
+        self.sections.append(
+            f'<section id="{section_id}">\n<h2>{escape(title)}</h2>\n{body}\n</section>'
+        )
+
+
+def build_report(run_dir: str | os.PathLike[str]) -> Path:
+    """Write `run_dir`/report.html and `run_dir`/plots/*.png; return the report's path."""
+    run = read_run(run_dir)
+    page = Page()
+    for add in SECTIONS:
+        add(page, run)
+    folder = run.path / PLOTS_DIR
+    for name, png in page.pngs.items():
+        atomic_write(folder / name, _writer(png))
+    for name in set(PLOT_FILES) - set(page.pngs):  # a figure this run no longer has
+        (folder / name).unlink(missing_ok=True)
+    return write_text(run.path / REPORT_FILE, _document(run, page.sections))
+
+
+def _writer(data: bytes) -> Callable[[IO[bytes]], None]:
+    def write(handle: IO[bytes]) -> None:
+        handle.write(data)
+
+    return write
+
+
+def _note(text: str) -> str:
+    """Why a section lacks something."""
+    return f'<p class="note">{escape(text)}</p>'
+
+
+def _caption(text: str) -> str:
+    """How to read a figure."""
+    return f'<p class="caption">{escape(text)}</p>'
+
+
+def _entry(value: Any) -> str:
+    """A registry entry from config.json ('relu' or {name, **params}) as 'name (k=v, ...)'."""
+    if isinstance(value, dict):
+        params = ", ".join(f"{k}={v}" for k, v in value.items() if k != "name")
+        name = str(value.get("name", "?"))
+        return f"{name} ({params})" if params else name
+    return "default" if value is None else str(value)
+
+
+def _table(header: list[str], rows: list[list[str]], numeric_from: int = 1) -> str:
+    """An HTML table of already-escaped cells; columns from `numeric_from` on are right-aligned."""
+    head = "".join(f"<th>{cell}</th>" for cell in header)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="num">{cell}</td>' if i >= numeric_from else f"<td>{cell}</td>"
+            for i, cell in enumerate(row)
+        )
+        + "</tr>\n"
+        for row in rows
+    )
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
+
+
+def _summary(page: Page, run: RunFolder) -> None:
+    config = run.config
+    get = config.get
+    n_classes = len(run.metrics[REPORT_SPLIT]["confusion"])
+    hidden = get("hidden")
+    sizes = [str(run.first_layer.input_size)]
+    sizes += [str(h) for h in hidden] if isinstance(hidden, list) else ["?"]
+    model = f"{'-'.join(sizes + [str(n_classes)])}, activation {_entry(get('activation'))}"
+    extras = {
+        "init": _entry(get("init")) if get("init") else None,
+        "dropout": get("dropout") or None,
+        "output activation": get("output_activation"),
+        "loss": get("loss"),
+        "dtype": get("dtype"),
+    }
+    model += "".join(f", {k} {v}" for k, v in extras.items() if v is not None)
+    transforms = [
+        name if value is True else f"{name} {value}"
+        for name in ("standardize", "per_pixel", "invert", "crop", "pixel_subset")
+        if (value := get(name)) not in (None, False, 0)
+    ]
+    dataset = str(get("data", "?"))
+    if get("data_dir"):
+        dataset += f" from {get('data_dir')}"
+    if get("train_per_class"):
+        dataset += f", {get('train_per_class')} training examples per class"
+    dataset += f"; transforms: {', '.join(transforms) or 'none'}"
+    split = str(get("split", "?"))
+    if split == "holdout":
+        split += f" (validation fraction {get('val_fraction')})"
+    penalties = [f"{k} {get(k)}" for k in ("l1", "l2") if get(k)]
+    epochs = str(get("epochs", "?"))
+    if isinstance(get("epochs"), int) and len(run.history) != get("epochs"):
+        epochs += f" (ran {len(run.history)})"
+    if get("patience"):
+        epochs += f", early stopping patience {get('patience')}"
+    batch = str(get("batch_size", "?"))
+    if get("batch_ramp"):
+        batch += f", ramp from {get('batch_ramp')}"
+    rows = [
+        ("dataset", dataset),
+        ("split", split),
+        ("model", model),
+        ("optimizer", _entry(get("optimizer")) + "".join(f", {p}" for p in penalties)),
+        ("learning rate", f"{get('lr', '?')}, schedule {_entry(get('lr_schedule'))}"),
+        ("batch size", batch),
+        ("epochs", epochs),
+        ("seed", str(get("seed", "?"))),
+    ]
+    table = _table(["setting", "value"], [[escape(k), escape(v)] for k, v in rows], 2)
+    raw = escape(json.dumps(config, indent=2))
+    details = f"<details><summary>config.json</summary><pre>{raw}</pre></details>"
+    page.section("summary", f"Run {run.path.resolve().name}", table + "\n" + details)
+
+
+def _accuracy(page: Page, run: RunFolder) -> None:
+    rows = []
+    for split in SPLITS:
+        summary = run.metrics.get(split)
+        if not isinstance(summary, dict):
+            continue
+        low, high = summary["accuracy_ci95"]
+        rows.append(
+            [
+                escape(SPLIT_NAMES[split]),
+                f"{int(summary['n']):,}",
+                f"{summary['loss']:.4f}",
+                f"{100 * summary['accuracy']:.2f}%",
+                f"{100 * low:.2f}&ndash;{100 * high:.2f}%",
+            ]
+        )
+    header = ["split", "n", "loss", "accuracy", "95% interval (Wilson)"]
+    page.section("accuracy", "Accuracy per split", _table(header, rows))
+
+
+def _curves(page: Page, run: RunFolder) -> None:
+    images = []
+    for metric in ("loss", "accuracy"):
+        png = plots.curves_plot(run.history, metric)
+        if png is None:
+            images.append(_note(f"history.jsonl records no {metric} values."))
+        else:
+            images.append(page.image(f"curves_{metric}.png", png, f"{metric} per epoch"))
+    body = '<div class="pair">' + "".join(f"<div>{image}</div>" for image in images) + "</div>"
+    page.section("curves", "Loss and accuracy per epoch", body)
+
+
+def _confusion(page: Page, run: RunFolder) -> None:
+    png = plots.confusion_plot(np.array(run.metrics[REPORT_SPLIT]["confusion"]))
+    body = '<div class="narrow">' + page.image("confusion.png", png, "confusion matrix") + "</div>"
+    caption = _caption("Rows: true class; columns: predicted class; colour: share of the row.")
+    page.section("confusion", "Confusion matrix (test)", body + caption)
+
+
+def _fraction(value: float) -> str:
+    return "&ndash;" if np.isnan(value) else f"{value:.3f}"
+
+
+def _per_class(page: Page, run: RunFolder) -> None:
+    scores = plots.per_class_scores(np.array(run.metrics[REPORT_SPLIT]["confusion"]))
+    rows = [
+        [
+            str(j),
+            f"{int(scores.support[j]):,}",
+            f"{int(scores.predicted[j]):,}",
+            _fraction(scores.precision[j]),
+            _fraction(scores.recall[j]),
+        ]
+        for j in range(len(scores.support))
+    ]
+    table = _table(["class", "true", "predicted", "precision", "recall"], rows)
+    image = page.image("per_class.png", plots.per_class_plot(scores), "precision and recall")
+    body = f'<div class="side"><div>{table}</div><div>{image}</div></div>'
+    page.section("per-class", "Precision and recall per class (test)", body)
+
+
+def _examples(page: Page, run: RunFolder, section_id: str) -> None:
+    hardest = section_id == "hardest"
+    title = (
+        "Hardest test examples" if hardest else "Misclassified test examples"
+    ) + " (lowest probability on the true class first)"
+    arrays = run.predictions
+    if arrays is None:
+        page.section(section_id, title, _note(NO_PREDICTIONS))
+        return
+    y, pred, probs, examples = arrays["y"], arrays["pred"], arrays["probs"], arrays["examples"]
+    # the file keeps the hardest examples, then more misclassified ones; sorting all of them by
+    # the true class's probability puts the hardest first whatever their number
+    order = np.argsort(probs[examples, y[examples]], kind="stable")
+    if not hardest:
+        order = order[pred[examples[order]] != y[examples[order]]]
+    order = order[: plots.GRID_MAX]
+    if len(order) == 0:
+        page.section(section_id, title, _note("No test example is misclassified."))
+        return
+    chosen = examples[order]
+    wrong = int((pred != y).sum())
+    shown = (
+        f"{len(order)} of {len(y):,} test examples"
+        if hardest
+        else (f"{len(order)} of the {wrong:,} misclassified test examples")
+    )
+    text = _caption(f"Showing {shown}; prob is the probability of the predicted class; red: wrong.")
+    if arrays["image_shape"].size == 0:
+        text += _note("The inputs are not images (e.g. a pixel subset): each is drawn as a strip.")
+    png = plots.examples_plot(
+        arrays["example_images"][order],
+        y[chosen],
+        pred[chosen],
+        probs[chosen, pred[chosen]],
+        arrays["image_shape"].tolist(),
+        title,
+    )
+    body = text + page.image(f"{section_id}.png", png, title)
+    page.section(section_id, title, body)
+
+
+def _hardest(page: Page, run: RunFolder) -> None:
+    _examples(page, run, "hardest")
+
+
+def _misclassified(page: Page, run: RunFolder) -> None:
+    _examples(page, run, "misclassified")
+
+
+def _scatter(page: Page, run: RunFolder) -> None:
+    title = "Predicted vs true class (test, jittered)"
+    if run.predictions is None:
+        page.section("scatter", title, _note(NO_PREDICTIONS))
+        return
+    k = run.predictions["probs"].shape[1]
+    png = plots.jitter_scatter_plot(run.predictions["y"], run.predictions["pred"], k)
+    body = '<div class="narrow">' + page.image("scatter.png", png, title) + "</div>"
+    page.section("scatter", title, body)
+
+
+def image_shape_of(run: RunFolder) -> tuple[int, int] | None:
+    """The inputs' (height, width): from predictions.npz, else, for a run without it, a square
+    shape when the config uses no pixel subset and the input size is a perfect square."""
+    if run.predictions is not None:
+        shape = run.predictions["image_shape"]
+        return (int(shape[0]), int(shape[1])) if shape.size == 2 else None
+    side = int(np.sqrt(run.first_layer.input_size))
+    if run.config.get("pixel_subset") is None and side * side == run.first_layer.input_size:
+        return (side, side)
+    return None
+
+
+def _weights(page: Page, run: RunFolder) -> None:
+    title = "First-layer weights"
+    layer = run.first_layer
+    shape = image_shape_of(run)
+    if layer.w is None:
+        note = f"The model starts with a {layer.kind} layer, not a dense one: no weight images."
+    elif shape is None:
+        note = "The inputs are not images (e.g. a pixel subset): the weights have no image layout."
+    else:
+        body = _caption(
+            "One image per hidden unit, the weights from each input pixel; red positive, "
+            "blue negative, each on its own scale."
+        ) + page.image("weights.png", plots.weights_plot(layer.w, shape), title)
+        page.section("weights", title, body)
+        return
+    page.section("weights", title, _note(note))
+
+
+SECTIONS: tuple[Callable[[Page, RunFolder], None], ...] = (
+    _summary,
+    _accuracy,
+    _curves,
+    _confusion,
+    _per_class,
+    _hardest,
+    _misclassified,
+    _scatter,
+    _weights,
+)
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1150px; margin: 1.5em auto;
+       padding: 0 1em; color: #222; line-height: 1.4; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { font-size: 1.25em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.8em; }
+img { max-width: 100%; height: auto; display: block; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.95em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #f3f3f3; }
+.note { color: #8a4b00; background: #fff6e5; padding: 0.4em 0.6em; }
+.caption { color: #555; margin: 0.3em 0; }
+.pair { display: grid; grid-template-columns: 1fr 1fr; gap: 1em; }
+.side { display: flex; gap: 1.5em; align-items: flex-start; flex-wrap: wrap; }
+.side > div:last-child { flex: 1 1 500px; }
+.narrow { max-width: 700px; }
+pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
+nav a { margin-right: 0.8em; }
+"""
+
+
+def _document(run: RunFolder, sections: list[str]) -> str:
+    name = escape(run.path.resolve().name)
+    links = " ".join(f'<a href="#{s}">{s.replace("-", " ")}</a>' for s in SECTION_IDS)
+    body = "\n".join(sections)
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>digitlab report: {name}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        f"<h1>digitlab run report: {name}</h1>\n<nav>{links}</nav>\n{body}\n</body>\n</html>\n"
+    )

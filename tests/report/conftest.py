@@ -1,0 +1,23 @@
+"""Fixtures for the report tests: one real run folder (2 epochs on the 8x8 digits), trained once
+per session, and a fresh copy of it for each test to change."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from digitlab.lab.config import make_config
+from digitlab.lab.experiment import run
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("report") / "run"
+    run(make_config({"epochs": 2}), folder)
+    return folder
+
+
+@pytest.fixture
+def run_dir(trained_run: Path, tmp_path: Path) -> Path:
+    """A copy of the trained run folder that the test may change."""
+    return Path(shutil.copytree(trained_run, tmp_path / "run"))
