@@ -6,7 +6,10 @@ a non-zero exit code (1 for a run that failed, 2 for a usage error), never as a 
 
 from __future__ import annotations
 
+import signal
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +25,10 @@ from digitlab.core.losses import LOSSES
 from digitlab.core.optim import OPTIMIZERS, SCHEDULES
 from digitlab.diagnostics.alarms import Finding, find
 from digitlab.errors import ConfigError, DigitlabError
-from digitlab.lab.config import load_config, read_config_file
+from digitlab.lab.checkpoint import read_checkpoint
+from digitlab.lab.config import load_config, make_config, read_config_file
 from digitlab.lab.experiment import (
+    Interrupted,
     Prepared,
     config_of_model,
     parts,
@@ -37,6 +42,7 @@ from digitlab.lab.plugins import load_plugin
 from digitlab.lab.runs import new_run_dir, read_history
 
 console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _hidden(value: str | None) -> list[int] | None:
@@ -171,18 +177,75 @@ def config_from_flags(
 @config_options
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder [runs/<time>].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), help="Checkpoint every N epochs.")
+@click.option(
+    "--resume", type=click.Path(file_okay=False), help="Continue RUN from its checkpoint."
+)
 def train(
-    config_file: str | None, out: str | None, quiet: bool, plugin: tuple[str, ...], **flags: Any
+    config_file: str | None,
+    out: str | None,
+    quiet: bool,
+    plugin: tuple[str, ...],
+    checkpoint_every: int | None,
+    resume: str | None,
+    **flags: Any,
 ) -> None:
-    """Train a network and write a run folder (model, config, history, metrics)."""
+    """Train a network and write a run folder (model, config, history, metrics).
+
+    Ctrl-C or SIGTERM finishes the current batch, writes a checkpoint and says how to resume.
+    """
+    if resume is not None:
+        given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v not in (None, ())]
+        if given or config_file or plugin or out:
+            raise ConfigError(
+                f"--resume continues with the run's own config; drop {given or '--out'}"
+            )
+        folder = Path(resume)
+        config = make_config(read_checkpoint(folder)[0]["config"])
+        with _stop_on_signals() as stop:
+            _train_into(folder, config, quiet, checkpoint_every, stop, resume=True)
+        return
     config = config_from_flags(config_file, plugin, flags)
     folder = new_run_dir(out)
     try:
-        _train_into(folder, config, quiet)
+        with _stop_on_signals() as stop:
+            _train_into(folder, config, quiet, checkpoint_every, stop)
     except BaseException:
         if not any(folder.iterdir()):  # nothing was written: leave no empty run folder behind
             folder.rmdir()
         raise
+
+
+class StopFlag:
+    """Set by SIGINT or SIGTERM; training polls it after every batch."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self) -> bool:
+        return self.signum is not None
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[StopFlag]:
+    """SIGINT and SIGTERM ask training to stop after the current batch; a second one aborts."""
+    flag = StopFlag()
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag():
+            raise KeyboardInterrupt
+        flag.signum = signum
+        err_console.print(f"digitlab: {signal.Signals(signum).name}: stopping after this batch")
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    except Interrupted as stopped:
+        err_console.print(f"digitlab: {stopped}", markup=False)
+        sys.exit(128 + (flag.signum or signal.SIGINT))
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 @app.command()
@@ -215,7 +278,14 @@ def _verdict(passed: bool) -> str:
     return "[green]pass[/]" if passed else "[bold red]FAIL[/]"
 
 
-def _train_into(folder: Path, config: Any, quiet: bool) -> None:
+def _train_into(
+    folder: Path,
+    config: Any,
+    quiet: bool,
+    checkpoint_every: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    resume: bool = False,
+) -> None:
     columns = (
         TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
         BarColumn(),
@@ -261,7 +331,16 @@ def _train_into(folder: Path, config: Any, quiet: bool) -> None:
                     alarmed.add(finding.kind)
                     progress.console.print(f"[yellow]alarm[/]: {finding.message}")
 
-        result = run(config, folder, callbacks=[on_epoch], on_batch=on_batch, on_data=on_data)
+        result = run(
+            config,
+            folder,
+            callbacks=[on_epoch],
+            on_batch=on_batch,
+            on_data=on_data,
+            checkpoint_every=checkpoint_every,
+            should_stop=should_stop,
+            resume=resume,
+        )
     _print_results(result.metrics, result.prepared.n_classes)
     _print_findings(find(result.history.records()))
     if result.history.stopped_early:

@@ -17,16 +17,29 @@ import numpy as np
 
 from digitlab.core.activations import ACTIVATIONS
 from digitlab.core.layers import Sequential, build_model, mlp_spec
-from digitlab.core.optim import batch_size_schedule, get_optimizer, get_schedule
-from digitlab.core.train import BatchCallback, EpochCallback, Evaluation, History, evaluate, fit
+from digitlab.core.optim import Optimizer, batch_size_schedule, get_optimizer, get_schedule
+from digitlab.core.train import (
+    BatchCallback,
+    EpochCallback,
+    Evaluation,
+    History,
+    TrainState,
+    evaluate,
+    fit,
+)
 from digitlab.data import Split, Splits, build_pipeline, load_dataset, make_splits
 from digitlab.diagnostics.alarms import find
 from digitlab.diagnostics.gradcheck import GradientResult, check_activation, check_model
 from digitlab.diagnostics.monitors import default_monitors
-from digitlab.errors import ConfigError, DataError
+from digitlab.errors import ConfigError, DataError, DigitlabError
+from digitlab.lab.checkpoint import Session, read_checkpoint, restore_session, save_checkpoint
 from digitlab.lab.config import Config, make_config, to_dict
 from digitlab.lab.modelfile import MODEL_FILE, save_model
 from digitlab.lab.runs import write_json, write_jsonl, write_npz
+
+
+class Interrupted(DigitlabError):
+    """Training was asked to stop; a checkpoint was written and the message says how to go on."""
 
 
 @dataclass
@@ -85,9 +98,14 @@ def prepare_data(config: Config) -> Prepared:
     )
 
 
-def build_from_config(config: Config, input_size: int, n_classes: int) -> Sequential:
+def build_from_config(
+    config: Config,
+    input_size: int,
+    n_classes: int,
+    rngs: dict[str, np.random.Generator] | None = None,
+) -> Sequential:
     """The model a config describes, with weights drawn from the run's 'init' stream."""
-    rngs = streams(config.seed)
+    rngs = rngs or streams(config.seed)
     spec = mlp_spec(
         config.hidden,
         n_classes,
@@ -106,6 +124,56 @@ def build_from_config(config: Config, input_size: int, n_classes: int) -> Sequen
     return model
 
 
+def make_optimizer(config: Config) -> Optimizer:
+    return get_optimizer(
+        config.optimizer.name, config.lr, l1=config.l1, l2=config.l2, **config.optimizer.params
+    )
+
+
+def new_session(config: Config, prepared: Prepared) -> Session:
+    """A fresh model, optimizer and random streams for the config: training at epoch 0."""
+    rngs = streams(config.seed)
+    model = build_from_config(config, prepared.splits.train.x.shape[1], prepared.n_classes, rngs)
+    return Session(
+        model, make_optimizer(config), rngs["shuffle"], rngs["dropout"], TrainState(), History()
+    )
+
+
+def train_session(
+    config: Config,
+    prepared: Prepared,
+    session: Session,
+    *,
+    callbacks: Sequence[EpochCallback] = (),
+    on_batch: BatchCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> History:
+    """Train a session (fresh or restored from a checkpoint) up to the config's epochs."""
+    train, val = prepared.splits.train, prepared.splits.val
+    return fit(
+        session.model,
+        train.x,
+        train.y,
+        session.optimizer,
+        epochs=config.epochs,
+        batch_size=batch_size_schedule(config.batch_size, config.batch_ramp),
+        learning_rate=get_schedule(
+            config.lr_schedule.name, config.lr, config.epochs, **config.lr_schedule.params
+        ),
+        rng=session.shuffle_rng,
+        loss=config.loss,
+        validation=(val.x, val.y),
+        patience=config.patience,
+        divergence=config.divergence or None,
+        monitors=default_monitors(config.monitor_every) if config.monitors else (),
+        callbacks=callbacks,
+        on_batch=on_batch,
+        history=session.history,
+        state=session.state,
+        should_stop=should_stop,
+    )
+
+
 def train_config(
     config: Config,
     prepared: Prepared,
@@ -114,31 +182,9 @@ def train_config(
     on_batch: BatchCallback | None = None,
 ) -> tuple[Sequential, History]:
     """Build the model and optimizer the config names and train them on the prepared data."""
-    train, val = prepared.splits.train, prepared.splits.val
-    model = build_from_config(config, train.x.shape[1], prepared.n_classes)
-    optimizer = get_optimizer(
-        config.optimizer.name, config.lr, l1=config.l1, l2=config.l2, **config.optimizer.params
-    )
-    history = fit(
-        model,
-        train.x,
-        train.y,
-        optimizer,
-        epochs=config.epochs,
-        batch_size=batch_size_schedule(config.batch_size, config.batch_ramp),
-        learning_rate=get_schedule(
-            config.lr_schedule.name, config.lr, config.epochs, **config.lr_schedule.params
-        ),
-        rng=streams(config.seed)["shuffle"],
-        loss=config.loss,
-        validation=(val.x, val.y),
-        patience=config.patience,
-        divergence=config.divergence or None,
-        monitors=default_monitors(config.monitor_every) if config.monitors else (),
-        callbacks=callbacks,
-        on_batch=on_batch,
-    )
-    return model, history
+    session = new_session(config, prepared)
+    history = train_session(config, prepared, session, callbacks=callbacks, on_batch=on_batch)
+    return session.model, history
 
 
 def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -259,12 +305,49 @@ def run(
     callbacks: Sequence[EpochCallback] = (),
     on_batch: BatchCallback | None = None,
     on_data: Callable[[Prepared], None] | None = None,
+    checkpoint_every: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    resume: bool = False,
 ) -> RunResult:
-    """Prepare the data, train, evaluate every split and write the run folder."""
+    """Prepare the data, train, evaluate every split and write the run folder.
+
+    With `checkpoint_every`, RUN/checkpoint.npz is rewritten every that many epochs; when
+    `should_stop` turns true, the current batch finishes, a checkpoint is written and
+    Interrupted is raised. `resume` continues the run from its checkpoint instead, with the
+    config saved there, ending exactly where an uninterrupted run would.
+    """
+    if resume:
+        header, arrays = read_checkpoint(folder)
+        config = make_config(header["config"])
     prepared = prepare_data(config)
     if on_data is not None:
         on_data(prepared)
-    model, history = train_config(config, prepared, callbacks=callbacks, on_batch=on_batch)
+    if resume:
+        session = restore_session(header, arrays, make_optimizer(config))
+    else:
+        session = new_session(config, prepared)
+    saved = to_dict(config)
+
+    def checkpoint(record: dict[str, float], model: Any) -> None:
+        if checkpoint_every and int(record["epoch"]) % checkpoint_every == 0:
+            save_checkpoint(folder, saved, session)
+
+    history = train_session(
+        config,
+        prepared,
+        session,
+        callbacks=[*callbacks, checkpoint],
+        on_batch=on_batch,
+        should_stop=should_stop,
+    )
+    if history.interrupted:
+        save_checkpoint(folder, saved, session)
+        state = session.state
+        raise Interrupted(
+            f"stopped at epoch {state.epoch + 1}, batch {state.batch}; checkpoint saved in "
+            f"{folder}; continue with: digitlab train --resume {folder}"
+        )
+    model = session.model
     metrics, evaluations = evaluate_splits(config, model, prepared)
     save_run(folder, config, model, history, metrics, predictions_arrays(prepared, evaluations))
     return RunResult(model, history, metrics, prepared)

@@ -1,0 +1,152 @@
+"""Checkpoints and resume: an interrupted or killed run ends bit-identical to an uninterrupted one."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from digitlab.errors import ModelError
+from digitlab.lab.checkpoint import read_checkpoint
+from digitlab.lab.config import make_config
+from digitlab.lab.experiment import Interrupted, run
+
+CONFIG = {"epochs": 6, "dropout": 0.2, "optimizer": "adam", "lr": 0.003, "patience": 10}
+
+SLOW_PLUGIN = '''
+import time
+import numpy as np
+from digitlab import activation
+
+@activation("slow_tanh_test", init="xavier")
+def slow_tanh(z):
+    """tanh that sleeps 20 ms a call, so that a test can kill the run mid-way."""
+    time.sleep(0.02)
+    return np.tanh(z)
+
+@slow_tanh.derivative
+def _(z):
+    t = np.tanh(z)
+    return 1 - t * t
+'''
+
+
+def weights(folder):
+    with np.load(folder / "model.npz") as data:
+        return {k: data[k] for k in data.files if k != "model.json"}
+
+
+def assert_same_weights(a, b):
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        np.testing.assert_array_equal(wa[key], wb[key], err_msg=key)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("whole")
+    run(make_config(CONFIG), folder)
+    return folder
+
+
+@pytest.mark.parametrize("stop_after", [1, 45, 100])  # batches: inside epochs 1, 2 and 3
+def test_stop_mid_epoch_then_resume_is_bit_identical(tmp_path, uninterrupted, stop_after):
+    batches = iter(range(stop_after))
+    with pytest.raises(Interrupted, match="continue with: digitlab train --resume"):
+        run(make_config(CONFIG), tmp_path, should_stop=lambda: next(batches, None) is None)
+    header, _ = read_checkpoint(tmp_path)
+    assert header["state"]["batch"] > 0 or header["state"]["epoch"] > 0
+    run(make_config({}), tmp_path, resume=True)  # the config comes from the checkpoint
+    assert_same_weights(uninterrupted, tmp_path)
+    lines = [json.loads(x) for x in (tmp_path / "history.jsonl").read_text().splitlines()]
+    whole = [json.loads(x) for x in (uninterrupted / "history.jsonl").read_text().splitlines()]
+    assert [r["val_loss"] for r in lines] == [r["val_loss"] for r in whole]
+
+
+def test_checkpoint_every_n_epochs(tmp_path):
+    seen = []
+    run(
+        make_config({**CONFIG, "epochs": 4}), tmp_path, checkpoint_every=2,
+        callbacks=[lambda record, model: seen.append(read_checkpoint(tmp_path)[0]["state"]["epoch"]
+                                                     if (tmp_path / "checkpoint.npz").exists()
+                                                     else None)],
+    )  # fmt: skip
+    assert seen == [None, None, 2, 2]  # callbacks run before the checkpoint of their epoch
+    assert read_checkpoint(tmp_path)[0]["state"]["epoch"] == 4
+
+
+def test_broken_checkpoint_is_a_one_line_error(tmp_path):
+    (tmp_path / "checkpoint.npz").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(ModelError, match="not a digitlab checkpoint") as caught:
+        run(make_config({}), tmp_path, resume=True)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(ModelError, match="no checkpoint here"):
+        run(make_config({}), tmp_path / "nothing", resume=True)
+
+
+def cli(*args):
+    return [sys.executable, "-m", "digitlab.cli", "train", *args]
+
+
+def checkpoint_epoch(folder):
+    try:
+        return read_checkpoint(folder)[0]["state"]["epoch"]
+    except ModelError:
+        return 0
+
+
+@pytest.fixture
+def slow_args(tmp_path):
+    plugin = tmp_path / "slow.py"
+    plugin.write_text(SLOW_PLUGIN)
+    return ["--plugin", str(plugin), "--activation", "slow_tanh_test", "--dropout", "0.2",
+            "--optimizer", "adam", "--lr", "0.003", "--epochs", "6", "--batch-size", "128",
+            "--quiet"]  # fmt: skip
+
+
+def test_kill_9_after_third_checkpoint_then_resume(tmp_path, slow_args):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    subprocess.run(cli(*slow_args, "--out", str(whole)), check=True, capture_output=True)
+    process = subprocess.Popen(
+        cli(*slow_args, "--out", str(killed), "--checkpoint-every", "1"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while checkpoint_epoch(killed) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.kill()
+    process.wait()
+    assert 3 <= checkpoint_epoch(killed) < 6
+    assert not (killed / "model.npz").exists()
+    subprocess.run(cli("--resume", str(killed), "--quiet"), check=True, capture_output=True)
+    assert_same_weights(whole, killed)
+
+
+def test_sigint_saves_a_checkpoint_and_says_how_to_resume(tmp_path, slow_args):
+    folder = tmp_path / "run"
+    process = subprocess.Popen(
+        cli(*slow_args, "--out", str(folder)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    time.sleep(2.0)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert f"continue with: digitlab train --resume {folder}" in err
+    assert "Traceback" not in err
+    resumed = subprocess.run(
+        cli("--resume", str(folder), "--quiet"), capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert (folder / "model.npz").exists()
+
+
+def test_resume_refuses_other_flags(tmp_path):
+    result = subprocess.run(cli("--resume", str(tmp_path), "--lr", "0.5"), capture_output=True,
+                            text=True)  # fmt: skip
+    assert result.returncode == 1
+    assert "--resume continues with the run's own config" in result.stderr
