@@ -1,4 +1,4 @@
-"""Checkpoints and resume: an interrupted or killed run ends bit-identical to an uninterrupted one."""
+"""Checkpoints and resume: a stopped or killed run ends bit-identical to an uninterrupted one."""
 
 import json
 import signal
