@@ -45,6 +45,8 @@ def test_default_train_reaches_97_percent_and_writes_the_run_folder(tmp_path):
         "model.npz",
         "predictions.npz",
         "diagnostics.json",
+        "report.html",
+        "plots",
     }
     assert len((folder / "history.jsonl").read_text().splitlines()) == 50
     assert "test" in result.stdout and "confusion" in result.stdout

@@ -40,6 +40,8 @@ from digitlab.lab.experiment import (
 from digitlab.lab.modelfile import load_model
 from digitlab.lab.plugins import load_plugin
 from digitlab.lab.runs import new_run_dir, read_history
+from digitlab.report import build_report
+from digitlab.report.command import report_command
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -181,6 +183,7 @@ def config_from_flags(
 @click.option(
     "--resume", type=click.Path(file_okay=False), help="Continue RUN from its checkpoint."
 )
+@click.option("--report/--no-report", default=True, help="Write report.html and plots/ [on].")
 def train(
     config_file: str | None,
     out: str | None,
@@ -188,6 +191,7 @@ def train(
     plugin: tuple[str, ...],
     checkpoint_every: int | None,
     resume: str | None,
+    report: bool,
     **flags: Any,
 ) -> None:
     """Train a network and write a run folder (model, config, history, metrics).
@@ -203,13 +207,13 @@ def train(
         folder = Path(resume)
         config = make_config(read_checkpoint(folder)[0]["config"])
         with _stop_on_signals() as stop:
-            _train_into(folder, config, quiet, checkpoint_every, stop, resume=True)
+            _train_into(folder, config, quiet, checkpoint_every, stop, resume=True, report=report)
         return
     config = config_from_flags(config_file, plugin, flags)
     folder = new_run_dir(out)
     try:
         with _stop_on_signals() as stop:
-            _train_into(folder, config, quiet, checkpoint_every, stop)
+            _train_into(folder, config, quiet, checkpoint_every, stop, report=report)
     except BaseException:
         if not any(folder.iterdir()):  # nothing was written: leave no empty run folder behind
             folder.rmdir()
@@ -285,6 +289,7 @@ def _train_into(
     checkpoint_every: int | None = None,
     should_stop: Callable[[], bool] | None = None,
     resume: bool = False,
+    report: bool = True,
 ) -> None:
     columns = (
         TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
@@ -343,6 +348,8 @@ def _train_into(
         )
     _print_results(result.metrics, result.prepared.n_classes)
     _print_findings(find(result.history.records()))
+    if report:
+        console.print(f"report: {build_report(folder)}")
     if result.history.stopped_early:
         console.print(f"early stopping: best validation loss at epoch {result.history.best_epoch}")
     console.print(f"run folder: {folder}")
@@ -503,6 +510,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err.print("digitlab: interrupted", markup=False)
         sys.exit(130)
+
+
+app.add_command(report_command)
 
 
 if __name__ == "__main__":  # python -m digitlab.cli

@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from digitlab.diagnostics.alarms import find
 from digitlab.lab.runs import atomic_write, write_text
 from digitlab.report import plots
 from digitlab.report.runfolder import REPORT_SPLIT, SPLITS, RunFolder, read_run
@@ -36,6 +37,7 @@ SECTION_IDS = (
     "misclassified",
     "scatter",
     "weights",
+    "diagnostics",
 )
 PLOT_FILES = (
     "curves_loss.png",
@@ -46,6 +48,7 @@ PLOT_FILES = (
     "misclassified.png",
     "scatter.png",
     "weights.png",
+    "monitors.png",
 )
 SPLIT_NAMES = {
     "train": "train",
@@ -339,6 +342,29 @@ def _weights(page: Page, run: RunFolder) -> None:
     page.section("weights", title, _note(note))
 
 
+def _diagnostics(page: Page, run: RunFolder) -> None:
+    findings = find(run.history)  # the same checks as `digitlab diagnose`, on the same history
+    warnings = [f for f in findings if f.severity == "warning"]
+    parts = [_note("No alarms: nothing the monitors watch for went wrong.")] if not warnings else []
+    for finding in findings:
+        if finding.severity == "info":
+            parts.append(f"<p>{escape(finding.message)}</p>")
+            continue
+        causes = "".join(f"<li>{escape(c)}</li>" for c in finding.causes)
+        remedies = "".join(f"<li>{escape(r)}</li>" for r in finding.remedies)
+        parts.append(
+            f'<div class="alarm"><p><b>{escape(finding.kind)}</b>: {escape(finding.message)}'
+            f"</p><p>likely causes:</p><ul>{causes}</ul><p>usual remedies:</p><ul>{remedies}</ul>"
+            "</div>"
+        )
+    png = plots.monitors_plot(run.history)
+    if png is None:
+        parts.append(_note("This run was trained without monitors (--no-monitors)."))
+    else:
+        parts.append(page.image("monitors.png", png, "monitors per epoch"))
+    page.section("diagnostics", "Diagnostics", "\n".join(parts))
+
+
 SECTIONS: tuple[Callable[[Page, RunFolder], None], ...] = (
     _summary,
     _accuracy,
@@ -349,6 +375,7 @@ SECTIONS: tuple[Callable[[Page, RunFolder], None], ...] = (
     _misclassified,
     _scatter,
     _weights,
+    _diagnostics,
 )
 
 STYLE = """
@@ -362,6 +389,8 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertic
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 th { background: #f3f3f3; }
 .note { color: #8a4b00; background: #fff6e5; padding: 0.4em 0.6em; }
+.alarm { border-left: 4px solid #d98c00; padding: 0.2em 0.8em; margin: 0.6em 0;
+         background: #fffaf0; }
 .caption { color: #555; margin: 0.3em 0; }
 .pair { display: grid; grid-template-columns: 1fr 1fr; gap: 1em; }
 .side { display: flex; gap: 1.5em; align-items: flex-start; flex-wrap: wrap; }

@@ -319,3 +319,33 @@ def weights_plot(w: np.ndarray, image_shape: Sequence[int]) -> bytes:
     labels = [f"unit {j + 1}" for j in range(units)]
     title = f"first-layer weights, {units} of {w.shape[1]} hidden units"
     return _tile_grid(tiles, labels, ["black"] * units, title, cmap="RdBu_r", symmetric=True)
+
+
+def monitors_plot(history: Sequence[Mapping[str, Any]]) -> bytes | None:
+    """Per-layer weight norms, and dead / saturated shares, per epoch (the monitors' numbers).
+
+    Returns None when the history has no monitor keys (a run trained with --no-monitors).
+    """
+    keys = list(history[-1]) if history else []
+    norms = [k for k in keys if k.endswith(".w.norm")]
+    shares = [k for k in keys if k.endswith((".dead", ".saturated"))]
+    if not norms and not shares:
+        return None
+    epochs = np.arange(1, len(history) + 1, dtype=np.float64)
+    fig = _figure(11.0, 4.0)
+    left, right = fig.subplots(1, 2)
+    for key in norms:
+        left.plot(epochs, history_series(history, key), marker="o", markersize=3, label=key[:-5])
+    left.set_title("weight norm per layer")
+    left.set_xlabel("epoch")
+    for key in shares:
+        right.plot(epochs, 100 * history_series(history, key), marker="o", markersize=3, label=key)
+    right.set_title("dead / saturated units (%)")
+    right.set_xlabel("epoch")
+    right.set_ylim(0, 100)
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+    return figure_png(fig)
