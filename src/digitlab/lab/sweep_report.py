@@ -1,4 +1,4 @@
-"""A sweep's summary: per-variant statistics over seeds, summary.csv, a terminal table, summary.html.
+"""A sweep's summary: per-variant statistics over seeds, summary.csv, a table, summary.html.
 
 Everything here reads what the sweep recorded (trial records from trials.jsonl and each trial's
 history.jsonl) and never trains. Variants are ranked and picked by mean validation accuracy;
@@ -29,12 +29,15 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 from rich.console import Console
 from rich.table import Table
 
 from digitlab.lab.experiment import wilson_interval
 from digitlab.lab.runs import write_text
 
+Values = Sequence[float] | np.ndarray
 ALPHA = 0.05
 BEST, WITHIN, WORSE, NO_RESULTS = "best", "within noise of best", "worse", "no results"
 RULE = (
@@ -108,7 +111,7 @@ def t_quantile(p: float, df: float) -> float:
     return (low + high) / 2
 
 
-def welch_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
+def welch_test(a: Values, b: Values) -> tuple[float, float, float]:
     """Welch's t-test of equal means: (t, Welch-Satterthwaite df, two-sided p). Needs n >= 2 each.
 
     t = (mean_a - mean_b) / sqrt(var_a / n_a + var_b / n_b), variances with ddof = 1.
@@ -127,7 +130,7 @@ def welch_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, fl
     return t, float(df), t_two_sided_p(t, df)
 
 
-def mean_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+def mean_interval(values: Values, level: float = 0.95) -> tuple[float, float]:
     """The t-interval for the mean of `values` (n >= 2): mean +- t(n-1) * s / sqrt(n)."""
     x = np.asarray(values, dtype=np.float64)
     half = t_quantile(0.5 + level / 2, len(x) - 1) * float(x.std(ddof=1)) / math.sqrt(len(x))
@@ -189,7 +192,7 @@ def summarise(
             elif record is not None:
                 row.failed.append(record)
         rows.append(row)
-    rows.sort(key=lambda r: -(r.mean("val_accuracy") or -1.0))
+    rows.sort(key=lambda r: -mean if (mean := r.mean("val_accuracy")) is not None else math.inf)
     if rows and rows[0].done:
         best = rows[0]
         best.verdict = BEST
@@ -219,6 +222,9 @@ def option_label(value: Any) -> str:
         return "[" + ",".join(option_label(v) for v in value) + "]"
     if isinstance(value, dict):
         return json.dumps(value, sort_keys=True)
+    if isinstance(value, float):
+        short = f"{value:.6g}"  # 1e+08 rather than 100000000.0, when nothing is lost
+        return short if float(short) == value and len(short) < len(repr(value)) else repr(value)
     return str(value)
 
 
@@ -279,48 +285,50 @@ def summary_csv(rows: Sequence[VariantSummary], keys: Sequence[str]) -> str:
     return buffer.getvalue()
 
 
-def _percent(value: float | None, std: float | None = None) -> str:
+def _percent(value: float | None, std: float | None = None, sign: str = "%") -> str:
     if value is None:
         return "-"
-    return f"{100 * value:.2f}%" + (f" ± {100 * std:.2f}" if std is not None else "")
+    return f"{100 * value:.2f}" + (f" ± {100 * std:.2f}" if std is not None else "") + sign
 
 
-def _interval_text(row: VariantSummary, split: str = "test") -> str:
+def _interval_text(row: VariantSummary, split: str = "test", sign: str = "%") -> str:
     interval = row.interval(split)
     if interval is None:
         return "-"
     (low, high), kind = interval
-    return f"{100 * low:.2f}-{100 * high:.2f}% ({kind})"
+    return f"{100 * low:.2f}-{100 * high:.2f}{sign} ({kind})"
+
+
+def _seeds_text(row: VariantSummary) -> str:
+    return f"{len(row.done)}/{row.planned}" + (f" ({len(row.failed)} failed)" * bool(row.failed))
 
 
 def print_table(console: Console, rows: Sequence[VariantSummary], keys: Sequence[str]) -> None:
-    """The ranked summary as a rich table, then the rule used and any failures."""
-    table = Table(title="sweep summary (ranked by mean validation accuracy)")
-    for column in ("#", *keys):
-        table.add_column(column, justify="right" if column == "#" else "left")
-    for column in ("seeds", "val acc (mean ± std)", "test acc (mean ± std)", "test 95% interval"):
+    """The ranked summary as a rich table (accuracies in %), then the rule used."""
+    table = Table(title="sweep summary, ranked by mean validation accuracy")
+    table.add_column("#", justify="right")
+    for key in keys:
+        table.add_column(key)
+    for column in ("seeds", "val mean ± sd", "test mean ± sd", "test 95% interval"):
         table.add_column(column, justify="right")
     table.add_column("vs best")
     styles = {BEST: "bold green", WITHIN: "green", WORSE: "red"}
     for rank, row in enumerate(rows, 1):
-        seeds = f"{len(row.done)}/{row.planned}" + (
-            f" ({len(row.failed)} failed)" * bool(row.failed)
-        )
         style = styles.get(row.verdict, "")
+        verdict = row.verdict.removesuffix(" of best")
         table.add_row(
             str(rank) if row.done else "",
             *(option_label(row.options[k]) for k in keys),
-            seeds,
-            _percent(row.mean("val_accuracy"), row.std("val_accuracy")),
-            _percent(row.mean("test_accuracy"), row.std("test_accuracy")),
-            _interval_text(row),
-            f"[{style}]{row.verdict}[/]" if style else row.verdict,
+            _seeds_text(row),
+            _percent(row.mean("val_accuracy"), row.std("val_accuracy"), ""),
+            _percent(row.mean("test_accuracy"), row.std("test_accuracy"), ""),
+            _interval_text(row, sign=""),
+            f"[{style}]{verdict}[/]" if style else verdict,
         )
     console.print(table)
     console.print(
-        "Ranked and selected by validation accuracy; test accuracy is shown, never used to pick. "
-        f"{RULE[0].upper()}{RULE[1:]}.",
-        soft_wrap=False,
+        "Accuracies in %. Ranked and selected by validation accuracy; test is shown, never used "
+        f"to pick. {RULE[0].upper()}{RULE[1:]}."
     )
 
 
@@ -342,28 +350,39 @@ def accuracy_plot(rows: Sequence[VariantSummary]) -> Figure | None:
     shown = [row for row in rows if row.done]
     if not shown:
         return None
-    fig = Figure(figsize=(8, 1.2 + 0.38 * len(shown)), layout="constrained")
+    fig = Figure(figsize=(9, 1.6 + 0.4 * len(shown)), layout="constrained")
     ax = fig.subplots()
     for y, row in enumerate(reversed(shown)):
         mean = row.mean("test_accuracy")
         assert mean is not None
         colour = COLOURS.get(row.verdict, "#000000")
         interval = row.interval("test")
+        err = None
         if interval is not None:
             (low, high), _ = interval
             err = [[100 * (mean - low)], [100 * (high - mean)]]
-            ax.errorbar(100 * mean, y, xerr=err, fmt="o", color=colour, capsize=3)
-        else:
-            ax.plot(100 * mean, y, "o", color=colour)
+        ax.errorbar(100 * mean, y, xerr=err, fmt="o", color=colour, capsize=3)
         ax.plot(
             100 * row.values("test_accuracy"), [y] * len(row.done), ".", color=colour, alpha=0.4
         )
-        val = row.mean("val_accuracy")
-        ax.plot(100 * (val or 0), y, "x", color="#cf222e", markersize=6)
+        ax.plot(100 * (row.mean("val_accuracy") or 0), y, "x", color="#cf222e", markersize=6)
     ax.set_yticks(range(len(shown)), [variant_label(r.options) for r in reversed(shown)])
-    ax.set_xlabel("accuracy (%)   o test mean with 95% interval, . seeds, x validation mean")
-    ax.set_title("Test accuracy per variant (ranked top-down by validation accuracy)")
+    ax.set_xlabel("accuracy (%)")
+    ax.set_title("Test accuracy per variant, ranked top-down by validation accuracy")
     ax.grid(axis="x", alpha=0.3)
+    handles = [
+        Line2D(
+            [], [], marker="o", linestyle="", color=COLOURS[BEST], label="test: mean, 95% interval"
+        ),
+        Line2D(
+            [], [], marker=".", linestyle="", color=COLOURS[BEST], alpha=0.4, label="test: seeds"
+        ),
+        Line2D([], [], marker="x", linestyle="", color="#cf222e", label="validation: mean"),
+    ]
+    handles += [
+        Line2D([], [], marker="s", linestyle="", color=c, label=v) for v, c in COLOURS.items()
+    ]
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
@@ -383,6 +402,7 @@ def curves_plot(rows: Sequence[VariantSummary], curves: dict[int, np.ndarray]) -
             label=variant_label(rows[index].options),
         )
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("validation accuracy (%), mean over seeds")
     ax.set_title("Validation curves")
     ax.grid(alpha=0.3)
@@ -444,7 +464,7 @@ def summary_html(
         cells = [str(rank) if row.done else ""]
         cells += [escape(option_label(row.options[k])) for k in keys]
         cells += [
-            f"{len(row.done)}/{row.planned}" + (f" ({len(row.failed)} failed)" * bool(row.failed)),
+            _seeds_text(row),
             _percent(row.mean("val_accuracy"), row.std("val_accuracy")),
             _percent(row.mean("test_accuracy"), row.std("test_accuracy")),
             _interval_text(row),

@@ -1,0 +1,377 @@
+"""Sweeps: the file format, validation up front, parallel runs, resume, failures, dead workers,
+Ctrl-C, the summary statistics and (if Ray is installed) Ray tasks."""
+
+import csv
+import json
+import math
+import multiprocessing
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from rich.console import Console
+
+from digitlab.errors import ConfigError, NumericError
+from digitlab.lab.sweep import (
+    LOG_FILE,
+    TrialLog,
+    parse_sweep,
+    plan,
+    read_records,
+    read_sweep,
+    run_sweep,
+    sweep_command,
+    variants,
+)
+from digitlab.lab.sweep_report import (
+    BEST,
+    WITHIN,
+    WORSE,
+    mean_interval,
+    summarise,
+    t_quantile,
+    t_two_sided_p,
+    welch_test,
+)
+
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "sweeps" / "lr_activation.toml"
+
+SWEEP_2X2X2 = """
+name = "tiny"
+seeds = 2
+[base]
+data = "digits"
+epochs = 2
+hidden = [32]
+[grid]
+lr = [0.1, 0.5]
+activation = ["relu", { name = "leaky_relu", slope = 0.1 }]
+"""
+
+
+def quiet() -> Console:
+    return Console(file=open(os.devnull, "w"), width=200)  # noqa: SIM115 - lives as long as tests
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+# --- trial functions for the tests (module level, so worker processes can import them) ----------
+
+
+def fake_trial(config, folder):
+    """Instant, deterministic 'training'; lr 0.5 kills its worker, lr >= 1e6 diverges."""
+    if config.lr >= 1e6:
+        raise NumericError(f"non-finite loss at epoch 1 (lr {config.lr:g})")
+    if config.lr == 0.5:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if config.lr == 0.3:
+        time.sleep(0.25)
+    accuracy = 0.5 + config.lr / 10 + config.seed / 1000
+    (folder / "history.jsonl").write_text(json.dumps({"epoch": 1, "val_accuracy": accuracy}) + "\n")
+    return {
+        "val_accuracy": accuracy,
+        "test_accuracy": accuracy,
+        "val": {"n": 100, "accuracy_ci95": [accuracy - 0.05, accuracy + 0.05]},
+        "test": {"n": 100, "accuracy_ci95": [accuracy - 0.05, accuracy + 0.05]},
+    }
+
+
+def fake_spec(lrs, seeds=1, name="fake"):
+    return parse_sweep({"name": name, "seeds": seeds, "grid": {"lr": lrs}})
+
+
+# --- the real 2x2x2 sweep on the 8x8 digits ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """The 2x2x2 sweep run once through the click command with 2 local workers."""
+    root = tmp_path_factory.mktemp("sweep")
+    (root / "tiny.toml").write_text(SWEEP_2X2X2)
+    result = CliRunner().invoke(
+        sweep_command, [str(root / "tiny.toml"), "--out", str(root / "out"), "--workers", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    return root, result.output
+
+
+def copy_of(finished, tmp_path) -> tuple[Path, Path]:
+    root, _ = finished
+    shutil.copy(root / "tiny.toml", tmp_path / "tiny.toml")
+    shutil.copytree(root / "out", tmp_path / "out")
+    return tmp_path / "tiny.toml", tmp_path / "out"
+
+
+def test_sweep_runs_every_trial_and_writes_the_summary(finished):
+    root, output = finished
+    out = root / "out"
+    records = lines(out / LOG_FILE)
+    assert len(records) == 8 and all(r["status"] == "done" for r in records)
+    assert len({r["id"] for r in records}) == 8
+    assert {(r["options"]["lr"], r["seed"]) for r in records} == {
+        (lr, s) for lr in (0.1, 0.5) for s in (0, 1)
+    }
+    for record in records:
+        assert 0.5 < record["metrics"]["val_accuracy"] <= 1
+        assert record["metrics"]["test_n"] == 359
+        folder = out / "trials" / record["id"]
+        assert {"config.json", "history.jsonl", "metrics.json", "model.npz"} <= {
+            p.name for p in folder.iterdir()
+        }
+        assert json.loads((folder / "config.json").read_text())["seed"] == record["seed"]
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert len(rows) == 4 and [r["rank"] for r in rows] == ["1", "2", "3", "4"]
+    means = [float(r["val_accuracy_mean"]) for r in rows]
+    assert means == sorted(means, reverse=True)  # ranked by validation, not test
+    assert rows[0]["vs_best"] == BEST
+    assert {r["activation"] for r in rows} == {"relu", "leaky_relu(slope=0.1)"}
+    assert all(r["seeds_done"] == "2" and r["test_interval"] == "t" for r in rows)
+    for row in rows:
+        low, high = float(row["test_accuracy_ci95_low"]), float(row["test_accuracy_ci95_high"])
+        assert low <= float(row["test_accuracy_mean"]) <= high
+    html = (out / "summary.html").read_text()
+    assert html.count("data:image/png;base64,") == 2 and "within noise" in html
+    assert "Welch" in output and "ranked by mean validation accuracy" in output
+
+
+def test_rerun_runs_nothing(finished, tmp_path):
+    sweep_file, out = copy_of(finished, tmp_path)
+    before = (out / LOG_FILE).read_bytes()
+    result = run_sweep(read_sweep(sweep_file), out, workers=2, console=quiet())
+    assert result.ran == 0 and result.skipped == 8
+    assert (out / LOG_FILE).read_bytes() == before
+
+
+def test_deleting_one_record_reruns_only_that_trial(finished, tmp_path):
+    sweep_file, out = copy_of(finished, tmp_path)
+    kept = (out / LOG_FILE).read_text().splitlines(keepends=True)
+    dropped = json.loads(kept.pop(3))
+    (out / LOG_FILE).write_text("".join(kept))
+    result = run_sweep(read_sweep(sweep_file), out, workers=2, console=quiet())
+    assert result.ran == 1
+    records = lines(out / LOG_FILE)
+    assert len(records) == 8 and records[-1]["id"] == dropped["id"]
+    # same seed, same config: the same numbers again
+    assert records[-1]["metrics"]["val_accuracy"] == dropped["metrics"]["val_accuracy"]
+
+
+def test_a_torn_last_line_is_ignored_and_cut_before_the_next_append(finished, tmp_path):
+    sweep_file, out = copy_of(finished, tmp_path)
+    text = (out / LOG_FILE).read_text()
+    last = text.splitlines()[-1]
+    torn = text[: len(text) - len(last) - 1] + last[: len(last) // 2]  # crash mid-write
+    (out / LOG_FILE).write_text(torn)
+    records, ignored = read_records(out / LOG_FILE)
+    assert len(records) == 7 and ignored == 1
+    result = run_sweep(read_sweep(sweep_file), out, workers=1, console=quiet())
+    assert result.ran == 1  # only the trial whose record was torn
+    records = lines(out / LOG_FILE)  # every line parses again
+    assert len(records) == 8 and records[-1]["id"] == json.loads(last)["id"]
+
+
+def test_a_bad_option_fails_validation_before_anything_runs(tmp_path):
+    spec = parse_sweep({"name": "bad", "grid": {"lr": [0.1, -1.0], "activation": ["relu"]}})
+    with pytest.raises(ConfigError, match=r"variant lr=-1 activation=relu \(seed 0\): lr: "):
+        run_sweep(spec, tmp_path / "out", console=quiet())
+    assert not (tmp_path / "out").exists()
+    spec = parse_sweep({"name": "bad", "grid": {"activation": ["relu", "nope"]}})
+    with pytest.raises(ConfigError, match=r"variant activation=nope .*unknown activation 'nope'"):
+        plan(spec)
+
+
+def test_a_trial_that_fails_at_runtime_is_recorded_and_the_others_finish(tmp_path):
+    spec = parse_sweep(
+        {"name": "diverge", "base": {"epochs": 2, "hidden": [32]}, "grid": {"lr": [0.1, 1e8]}}
+    )
+    result = run_sweep(spec, tmp_path, workers=2, console=quiet())
+    records = {r["options"]["lr"]: r for r in lines(tmp_path / LOG_FILE)}
+    assert records[0.1]["status"] == "done"
+    failed = records[1e8]
+    assert failed["status"] == "failed" and failed["metrics"] == {}
+    assert "\n" not in failed["reason"] and "learning rate" in failed["reason"]
+    assert (tmp_path / "trials" / failed["id"] / "error.txt").exists()
+    assert [r["id"] for r in result.failed] == [failed["id"]]
+    console = Console(record=True, width=200)
+    assert run_sweep(spec, tmp_path, console=console).ran == 0
+    assert "rerun with --retry-failed" in console.export_text()
+    assert run_sweep(spec, tmp_path, workers=1, retry_failed=True, console=quiet()).ran == 1
+
+
+def test_a_killed_worker_fails_its_trial_and_the_rest_finish(tmp_path):
+    spec = fake_spec([0.1, 0.5, 0.2, 0.4], seeds=2)
+    run_sweep(spec, tmp_path, workers=2, trial_fn=fake_trial, console=quiet())
+    records = lines(tmp_path / LOG_FILE)
+    assert len(records) == 8
+    for record in records:
+        if record["options"]["lr"] == 0.5:
+            assert record["status"] == "failed"
+            assert record["reason"].startswith("worker died: killed by SIGKILL")
+        else:
+            assert record["status"] == "done", record["reason"]
+    assert not multiprocessing.active_children()
+
+
+def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(tmp_path):
+    spec = fake_spec([0.3], seeds=5, name="slow")  # lr 0.3: every trial sleeps 0.25 s
+    log = tmp_path / LOG_FILE
+
+    def interrupt_after_first_record() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (log.exists() and log.read_text()):
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_after_first_record, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(spec, tmp_path, workers=2, trial_fn=fake_trial, console=quiet())
+    assert not multiprocessing.active_children()
+    recorded = lines(log)
+    assert 1 <= len(recorded) < 5 and all(r["status"] == "done" for r in recorded)
+    result = run_sweep(spec, tmp_path, workers=2, trial_fn=fake_trial, console=quiet())
+    assert result.ran == 5 - len(recorded)
+    assert len(lines(log)) == 5
+    assert not [p for p in (tmp_path / "trials").iterdir() if p.name.startswith(".")]
+
+
+def test_trial_log_appends_whole_lines(tmp_path):
+    path = tmp_path / LOG_FILE
+    path.write_bytes(b'{"id": "a", "status": "done"}\n{"id": "b", "sta')
+    log = TrialLog(path)
+    assert list(log.latest()) == ["a"] and log.ignored == 1
+    log.append({"id": "c", "status": "failed"})
+    assert [r["id"] for r in lines(path)] == ["a", "c"]
+
+
+# --- the sweep file -----------------------------------------------------------------------------
+
+
+def test_the_recipe_parses_into_nine_variants_times_three_seeds():
+    spec = read_sweep(RECIPE)
+    options, trials = plan(spec)
+    assert len(options) == 9 and len(trials) == 27 and spec.seeds == [0, 1, 2]
+    assert len({t.id for t in trials}) == 27
+
+
+def test_ids_are_stable_and_follow_options_seed_and_base():
+    table = {"seeds": 2, "base": {"epochs": 3}, "grid": {"lr": [0.1, 0.2]}}
+    ids = [t.id for t in plan(parse_sweep(table))[1]]
+    assert ids == [t.id for t in plan(parse_sweep(table))[1]]
+    assert ids[0].startswith("lr=0.1_s0_")
+    changed = {**table, "base": {"epochs": 4}}
+    assert not set(ids) & {t.id for t in plan(parse_sweep(changed))[1]}
+
+
+def test_random_mode_draws_distinct_variants_reproducibly():
+    table = {
+        "mode": "random",
+        "samples": 5,
+        "sample_seed": 3,
+        "grid": {"lr": [0.01, 0.1, 1.0], "hidden": [[16], [32], [64]], "l2": [0.0, 1e-4]},
+    }
+    drawn = variants(parse_sweep(table))
+    assert len(drawn) == 5 and len({json.dumps(d) for d in drawn}) == 5
+    assert drawn == variants(parse_sweep(table))
+    assert drawn != variants(parse_sweep({**table, "sample_seed": 4}))
+    assert len(variants(parse_sweep({**table, "samples": 100}))) == 18
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"seeds": 0}, "seeds: expected"),
+        ({"seeds": [1, 1]}, "seeds: expected"),
+        ({"grid": {"lr": 0.1}}, "grid.lr: expected a non-empty list"),
+        ({"grid": {"lr": [0.1, 0.1]}}, "grid.lr: value 0.1 appears twice"),
+        ({"base": {"lr": 0.1}, "grid": {"lr": [0.2]}}, "grid.lr: also set in"),
+        ({"base": {"seed": 3}}, "base.seed: set the seeds"),
+        ({"mode": "random"}, "samples: random mode needs"),
+        ({"grids": {}}, "grids: unknown sweep key"),
+        ({"name": "a/b"}, "name: 'a/b'"),
+    ],
+)
+def test_malformed_sweep_files_are_one_line_errors(table, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_sweep(table, source="s.toml")
+
+
+def test_ray_missing_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail
+    spec = fake_spec([0.1])
+    with pytest.raises(ConfigError, match=r"--ray needs Ray.*pip install"):
+        run_sweep(spec, tmp_path, ray_address="local", trial_fn=fake_trial, console=quiet())
+
+
+def test_sweep_via_local_ray(tmp_path):
+    pytest.importorskip("ray")
+    (tmp_path / "s.toml").write_text(
+        'name = "ray"\n[base]\nepochs = 1\nhidden = [16]\n[grid]\nlr = [0.1, 1e8]\n'
+    )
+    args = [str(tmp_path / "s.toml"), "--out", str(tmp_path / "out"), "--ray", "local"]
+    result = CliRunner().invoke(sweep_command, [*args, "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    records = {r["options"]["lr"]: r for r in lines(tmp_path / "out" / LOG_FILE)}
+    assert records[0.1]["status"] == "done" and records[1e8]["status"] == "failed"
+    assert (tmp_path / "out" / "trials" / records[0.1]["id"] / "metrics.json").exists()
+
+
+# --- statistics ---------------------------------------------------------------------------------
+
+
+def test_t_distribution_matches_tables():
+    for df, quantile in ((1, 12.7062), (2, 4.3027), (5, 2.5706), (10, 2.2281), (100, 1.9840)):
+        assert t_quantile(0.975, df) == pytest.approx(quantile, abs=1e-4)
+        assert t_two_sided_p(quantile, df) == pytest.approx(0.05, abs=1e-5)
+    assert t_two_sided_p(0.0, 3.5) == pytest.approx(1.0)
+
+
+def test_welch_and_interval_match_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    for n_a, n_b in ((2, 2), (3, 5), (10, 4)):
+        a, b = rng.normal(0.9, 0.01, n_a), rng.normal(0.91, 0.03, n_b)
+        t, df, p = welch_test(a, b)
+        expected = stats.ttest_ind(a, b, equal_var=False)
+        assert t == pytest.approx(expected.statistic, rel=1e-9)
+        assert p == pytest.approx(expected.pvalue, rel=1e-7)
+        low, high = mean_interval(a)
+        half = stats.t.ppf(0.975, n_a - 1) * a.std(ddof=1) / math.sqrt(n_a)
+        assert (low, high) == pytest.approx((a.mean() - half, a.mean() + half), rel=1e-9)
+
+
+def record(val, test=None, seed=0):
+    return {
+        "id": f"x{val}-{seed}",
+        "status": "done",
+        "seconds": 1.0,
+        "metrics": {
+            "val_accuracy": val,
+            "test_accuracy": val if test is None else test,
+            "val_n": 200,
+            "test_n": 200,
+        },
+    }
+
+
+def test_variants_are_ranked_by_validation_and_marked_against_the_best():
+    groups = [
+        ({"lr": 1}, [record(0.90, 0.99, s) for s in range(3)]),  # best test, never picked
+        ({"lr": 2}, [record(v, 0.5) for v in (0.95, 0.951, 0.952)]),
+        ({"lr": 3}, [record(v) for v in (0.93, 0.96, 0.949)]),
+        ({"lr": 4}, [record(0.94)]),  # one seed: interval overlap
+        ({"lr": 5}, [record(0.5)]),
+        ({"lr": 6}, [None, {"id": "f", "status": "failed", "reason": "boom"}]),
+    ]
+    rows = summarise(groups)
+    assert [r.options["lr"] for r in rows] == [2, 3, 4, 1, 5, 6]
+    assert [r.verdict for r in rows] == [BEST, WITHIN, WITHIN, WORSE, WORSE, "no results"]
+    assert [r.compared_by for r in rows] == ["", "welch", "overlap", "welch", "overlap", ""]
+    assert rows[-1].planned == 2 and len(rows[-1].failed) == 1
