@@ -82,3 +82,33 @@ def test_early_stopping_restores_best():
     _, history, _ = run(0, epochs=40, lr=0.5, patience=2)
     assert history.stopped_early
     assert history.best_epoch is not None and history.best_epoch < history.epochs
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "message"),
+    [
+        (np.zeros((10, 5), np.float32), np.zeros(10, int), "10 features|have 5 features"),
+        (np.zeros((10, 6), np.float32), np.full(10, 3), r"labels must lie in 0..2 .* found 3..3"),
+        (np.zeros((10, 6), np.float32), np.full(10, -1), "labels must lie in 0..2"),
+        (np.zeros((10, 6), np.float32), np.zeros(9, int), "labels must be 10 integers"),
+        (np.zeros((10, 6), np.float32), np.zeros(10), "labels must be 10 integers"),
+        (np.zeros((0, 6), np.float32), np.zeros(0, int), "must be non-empty"),
+    ],
+)
+def test_bad_training_data_is_a_data_error(x, y, message):
+    from digitlab.errors import DataError
+
+    model = build_model(mlp_spec([4], 3, "relu"), 6, np.random.default_rng(0))
+    with pytest.raises(DataError, match=message):
+        fit(model, x, y, get_optimizer("sgd", 0.1), epochs=1, batch_size=batch_size_schedule(4),
+            learning_rate=get_schedule("constant", 0.1, 1), rng=np.random.default_rng(0))  # fmt: skip
+
+
+def test_nan_in_the_data_is_named_as_such():
+    x = np.ones((20, 6), np.float32)
+    x[13, 2] = np.nan
+    model = build_model(mlp_spec([4], 3, "relu"), 6, np.random.default_rng(0))
+    with pytest.raises(NumericError, match="input batch itself"):
+        fit(model, x, np.zeros(20, int), get_optimizer("sgd", 0.1), epochs=1,
+            batch_size=batch_size_schedule(4), learning_rate=get_schedule("constant", 0.1, 1),
+            rng=np.random.default_rng(0))  # fmt: skip

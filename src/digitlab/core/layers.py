@@ -205,9 +205,17 @@ def _flatten(
 class Sequential:
     """Layers applied in order; the whole model's description is kept for saving."""
 
-    def __init__(self, layers: list[Any], input_size: int, spec: list[dict[str, Any]], dtype: Any):
+    def __init__(
+        self,
+        layers: list[Any],
+        input_size: int,
+        spec: list[dict[str, Any]],
+        dtype: Any,
+        output_shape: tuple[int, ...] | None = None,
+    ):
         self.layers = layers
         self.input_size = input_size
+        self.output_shape = output_shape if output_shape is not None else (input_size,)
         self.spec = spec
         self.dtype = np.dtype(dtype)
         if layers:
@@ -269,7 +277,7 @@ def build_model(
         counts[base] = counts.get(base, 0) + 1
         lay.name = f"{base}{counts[base]}"
         layers.append(lay)
-    return Sequential(layers, input_size, [dict(s) for s in spec], dtype)
+    return Sequential(layers, input_size, [dict(s) for s in spec], dtype, output_shape=shape)
 
 
 def mlp_spec(

@@ -17,7 +17,7 @@ import numpy as np
 
 from digitlab.core.losses import get_loss
 from digitlab.core.optim import Optimizer, Schedule
-from digitlab.errors import NumericError
+from digitlab.errors import DataError, NumericError
 
 EVAL_CHUNK = 8192  # rows per forward pass in evaluation: bounds memory on big test sets
 
@@ -83,8 +83,31 @@ def evaluate(
     return Evaluation(value, float((predictions == y).mean()), predictions, probs, len(y))
 
 
+def check_data(model: Any, x: np.ndarray, y: np.ndarray, name: str) -> None:
+    """Shapes and labels that fit the model, checked once before training (cheap checks only:
+    NaN or inf in x is caught at the first batch that holds it, and named there)."""
+    if x.ndim != 2 or len(x) == 0:
+        raise DataError(f"{name} data must be non-empty rows (n, features), got shape {x.shape}")
+    if x.shape[1] != model.input_size:
+        raise DataError(
+            f"{name} data have {x.shape[1]} features but the model takes {model.input_size}"
+        )
+    if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{name} labels must be {len(x)} integers, got {y.dtype}{list(y.shape)}")
+    if len(model.output_shape) != 1:
+        raise DataError(f"the model's outputs {model.output_shape} are not flat: add a flatten")
+    n_outputs = model.output_shape[0]
+    if y.min() < 0 or y.max() >= n_outputs:
+        raise DataError(
+            f"{name} labels must lie in 0..{n_outputs - 1} for a model with {n_outputs} outputs,"
+            f" found {y.min()}..{y.max()}"
+        )
+
+
 def locate_non_finite(model: Any, x: np.ndarray) -> str:
-    """The first parameter, gradient or layer output (on batch x) holding a NaN or inf."""
+    """The first input, parameter, gradient or layer output (on batch x) holding a NaN or inf."""
+    if not np.isfinite(x).all():
+        return "input batch itself (the data hold NaN or inf)"
     for name, param, grad in model.parameters():
         if not np.isfinite(param).all():
             return f"parameter {name}"
@@ -188,6 +211,9 @@ def fit(
     epoch, batch and where it arose; the weights of the last finished epoch are put back first.
     """
     loss_fn = get_loss(loss)
+    check_data(model, x, y, "training")
+    if validation is not None:
+        check_data(model, *validation, "validation")
     history = history if history is not None else History()
     state = state if state is not None else TrainState()
     last_good = [p.copy() for _, p, _ in model.parameters()]
