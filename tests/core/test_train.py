@@ -101,7 +101,8 @@ def test_bad_training_data_is_a_data_error(x, y, message):
     model = build_model(mlp_spec([4], 3, "relu"), 6, np.random.default_rng(0))
     with pytest.raises(DataError, match=message):
         fit(model, x, y, get_optimizer("sgd", 0.1), epochs=1, batch_size=batch_size_schedule(4),
-            learning_rate=get_schedule("constant", 0.1, 1), rng=np.random.default_rng(0))  # fmt: skip
+            learning_rate=get_schedule("constant", 0.1, 1),
+            rng=np.random.default_rng(0))  # fmt: skip
 
 
 def test_nan_in_the_data_is_named_as_such():
