@@ -109,6 +109,7 @@ CONFIG_OPTIONS = [
     ),
     click.option("--val-fraction", type=float, help="Validation share of training data [0.1]."),
     click.option("--train-per-class", type=int, help="Keep the first N training images per class."),
+    click.option("--train-first", type=int, help="Keep the first N training images."),
     click.option(
         "--standardize/--no-standardize", default=None, help="Standardise with train stats."
     ),

@@ -174,3 +174,14 @@ def test_bad_split_settings(split: str, val_fraction: float, match: str) -> None
 def test_empty_validation_is_an_error() -> None:
     with pytest.raises(DataError, match="validation set empty"):
         make_splits(numbered_dataset(n_train=4), val_fraction=0.1, rng=np.random.default_rng(0))
+
+
+def test_train_first_keeps_the_first_training_rows(rng: np.random.Generator) -> None:
+    dataset = numbered_dataset()
+    splits = make_splits(dataset, "holdout", train_first=25, rng=rng)
+    whole = make_splits(dataset, "holdout", rng=np.random.default_rng(1234))
+    assert len(splits.train.y) == 25
+    np.testing.assert_array_equal(splits.train.x, whole.train.x[:25])
+    assert len(splits.val.y) == len(whole.val.y)  # validation never shrinks
+    with pytest.raises(DataError, match="--train-first 9999 is more than"):
+        make_splits(dataset, "holdout", train_first=9999, rng=rng)

@@ -2,7 +2,8 @@
 
 Every split is computed as index arrays first (vectorised, seeded only by the Generator passed
 in), then the arrays are gathered once. Validation never overlaps training, the test set is never
-used for fitting, and `train_per_class` shrinks only the training part, after the split.
+used for fitting, and `train_per_class` / `train_first` shrink only the training part, after
+the split.
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ def make_splits(
     *,
     val_fraction: float = 0.1,
     train_per_class: int | None = None,
+    train_first: int | None = None,
     rng: np.random.Generator,
 ) -> Splits:
     """Cut a Dataset into train, validation and test.
@@ -142,6 +144,16 @@ def make_splits(
         test_part = slice(half, None)
     if train_per_class is not None:
         train_index = train_index[first_per_class(dataset.y_train[train_index], train_per_class)]
+    if train_first is not None:
+        if train_first <= 0:
+            raise ConfigError(f"--train-first must be positive, got {train_first}")
+        if train_first > train_index.size:
+            raise DataError(
+                f"--train-first {train_first} is more than the {train_index.size} training "
+                f"examples the {split} split leaves"
+            )
+        train_index = train_index[:train_first]  # Nielsen's 'the first 100 training images'
+
     _check_disjoint(train_index, val_index)
     test_size = dataset.y_test[test_part].size
     for part, size in (

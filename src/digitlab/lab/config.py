@@ -64,6 +64,7 @@ class Config(BaseModel):
     split: Literal["holdout", "book", "nielsen"] = "holdout"
     val_fraction: float = Field(0.1, gt=0, lt=1)
     train_per_class: int | None = Field(None, gt=0)
+    train_first: int | None = Field(None, gt=0)
     standardize: bool = False
     per_pixel: bool = False
     invert: bool = False

@@ -72,6 +72,7 @@ def prepare_data(config: Config) -> Prepared:
         config.split,
         val_fraction=config.val_fraction,
         train_per_class=config.train_per_class,
+        train_first=config.train_first,
         rng=streams(config.seed)["split"],
     )
     pipeline = build_pipeline(
