@@ -1,0 +1,243 @@
+"""A small CNN in digitlab against PyTorch (CPU, float32, 2 threads) on the same MNIST data.
+
+    pip install -e '.[bench]'
+    python benchmarks/cnn_speed.py --data-dir ../shared/data/mnist [--reps 5] [--images 12800]
+
+The network: Conv 32@3x3 - ReLU - MaxPool 2 - Conv 64@3x3 - ReLU - MaxPool 2 - Flatten -
+Dense 128 - ReLU - Dense 10 (no padding), trained with plain SGD at batch 128 on standardised
+MNIST. digitlab goes through its public API (`build_model`, `fit`); PyTorch is the usual
+nn.Sequential and optimizer loop over tensors in memory. A full epoch of this model takes ten
+seconds or more, so each repetition trains on `--images` training images (12,800 = 100 batches
+by default; repetition k takes the k-th such slice) and the time is scaled to a 60,000-image
+epoch. As in train_speed.py, each framework lives in its own persistent worker process and the
+two take turns, `reps` times after one warm-up round, so that drift in machine load hits both
+alike; the table gives the median and the min.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
+EPOCH = 60_000
+BATCH = 128
+LEARNING_RATE = 0.05
+
+SPEC: list[dict[str, Any]] = [
+    {"type": "reshape", "shape": [1, 28, 28]},
+    {"type": "conv2d", "filters": 32, "kernel_size": 3},
+    {"type": "activation", "name": "relu"},
+    {"type": "maxpool2d", "size": 2},
+    {"type": "conv2d", "filters": 64, "kernel_size": 3},
+    {"type": "activation", "name": "relu"},
+    {"type": "maxpool2d", "size": 2},
+    {"type": "flatten"},
+    {"type": "dense", "units": 128, "init": "he"},
+    {"type": "activation", "name": "relu"},
+    {"type": "dense", "units": 10},
+]
+
+
+def load_mnist(data_dir: str) -> tuple[np.ndarray, np.ndarray]:
+    """Standardised float32 MNIST training images (n, 784) and labels."""
+    from digitlab.data import build_pipeline, load_idx_folder
+
+    dataset = load_idx_folder(data_dir)
+    pipeline = build_pipeline(
+        max_value=dataset.max_value, image_shape=dataset.image_shape, standardize=True
+    )
+    return pipeline.fit_transform(dataset.x_train), dataset.y_train
+
+
+class DigitlabCase:
+    def __init__(self, skip_first_input_grad: bool) -> None:
+        import digitlab as dl
+
+        self.dl = dl
+        self.rng = np.random.default_rng(0)
+        self.model = dl.build_model(SPEC, 784, self.rng)
+        if skip_first_input_grad:
+            # build_model switches off the input gradient of the first layer only, here the
+            # reshape; nothing before the first layer with parameters needs one either.
+            for lay in self.model.layers:
+                lay.needs_input_grad = False
+                if lay.params:
+                    break
+        self.optimizer = dl.get_optimizer("sgd", LEARNING_RATE)
+
+    def train(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        dl = self.dl
+        started = time.perf_counter()
+        history = dl.fit(
+            self.model, x, y, self.optimizer, epochs=1, rng=self.rng,
+            batch_size=dl.batch_size_schedule(BATCH),
+            learning_rate=dl.get_schedule("constant", LEARNING_RATE, 1),
+        )  # fmt: skip
+        return time.perf_counter() - started, history["train_loss"][-1]
+
+
+class TorchCase:
+    def __init__(self, skip_first_input_grad: bool) -> None:
+        import torch
+        from torch import nn
+
+        torch.set_num_threads(2)
+        torch.manual_seed(0)
+        self.torch = torch
+        self.model = nn.Sequential(
+            nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(1600, 128), nn.ReLU(), nn.Linear(128, 10),
+        )  # fmt: skip
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=LEARNING_RATE)
+        self.loss = nn.CrossEntropyLoss()
+
+    def train(self, x: Any, y: Any) -> tuple[float, float]:
+        torch = self.torch
+        started = time.perf_counter()
+        order = torch.randperm(len(x))
+        total = 0.0
+        for start in range(0, len(x), BATCH):
+            idx = order[start : start + BATCH]
+            self.optimizer.zero_grad()
+            loss = self.loss(self.model(x[idx]), y[idx])
+            loss.backward()
+            self.optimizer.step()
+            total += loss.item() * len(idx)
+        return time.perf_counter() - started, total / len(x)
+
+
+def blas_kernel() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (pip install threadpoolctl)"
+    infos = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    return ", ".join(
+        f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} "
+        f"{i.get('num_threads')} threads"
+        for i in infos
+    )
+
+
+def worker(framework: str, data_dir: str, images: int, skip_first_input_grad: bool) -> None:
+    """A process that holds the data and one model, and trains on a slice when asked.
+
+    One worker per framework, so neither framework's idle BLAS or OpenMP threads spin on the
+    cores while the other one runs; the parent alternates between them.
+    """
+    x, y = load_mnist(data_dir)
+    if framework == "torch":
+        import torch
+
+        x = torch.from_numpy(x).reshape(-1, 1, 28, 28)
+        y = torch.from_numpy(y.astype(np.int64))
+    kind = DigitlabCase if framework == "digitlab" else TorchCase
+    case = kind(skip_first_input_grad)
+    slices = len(x) // images
+    print(json.dumps({"ready": True, "kernel": blas_kernel()}), flush=True)
+    for rep, _ in enumerate(sys.stdin):
+        start = (rep % slices) * images
+        seconds, loss = case.train(x[start : start + images], y[start : start + images])
+        print(json.dumps([seconds, loss]), flush=True)
+
+
+class Worker:
+    def __init__(self, framework: str, args: list[str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--child", framework, *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.hello = self._read()
+
+    def _read(self) -> Any:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            sys.exit(f"benchmark worker {self.process.args} died")
+        return json.loads(line)
+
+    def train(self) -> tuple[float, float]:
+        assert self.process.stdin is not None
+        self.process.stdin.write("train\n")
+        self.process.stdin.flush()
+        seconds, loss = self._read()
+        return seconds, loss
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA.resolve()))
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--images", type=int, default=12_800, help="training images per rep")
+    parser.add_argument(
+        "--keep-first-input-grad",
+        action="store_true",
+        help="let digitlab's first conv compute its (unused) input gradient, as build_model does",
+    )
+    parser.add_argument("--child", choices=["digitlab", "torch"])
+    args = parser.parse_args()
+    skip = not args.keep_first_input_grad
+    if args.child:
+        worker(args.child, args.data_dir, args.images, skip)
+        return
+    common = ["--data-dir", args.data_dir, "--images", str(args.images)]
+    common += [] if skip else ["--keep-first-input-grad"]
+    workers = {name: Worker(name, common) for name in ("digitlab", "torch")}
+    for w in workers.values():
+        w.train()  # warm-up: allocations, thread start, first-touch page faults
+    times: dict[str, list[float]] = {name: [] for name in workers}
+    losses: dict[str, float] = {}
+    for _ in range(args.reps):
+        for name, w in workers.items():
+            seconds, losses[name] = w.train()
+            times[name].append(seconds)
+    for w in workers.values():
+        w.close()
+
+    import torch
+
+    steps = -(-args.images // BATCH)
+    scale = EPOCH / args.images
+    print(
+        f"## Small CNN, digitlab vs PyTorch, {date.today()}\n\n"
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, NumPy {np.__version__}, PyTorch {torch.__version__}; "
+        f"digitlab BLAS: {workers['digitlab'].hello['kernel']}\n\n"
+        f"Conv 32@3x3 - ReLU - MaxPool 2 - Conv 64@3x3 - ReLU - MaxPool 2 - Dense 128 - ReLU - "
+        f"Dense 10, float32, SGD, batch {BATCH}. Each repetition trains on {args.images:,} "
+        f"images ({steps} steps); seconds are scaled to a {EPOCH:,}-image epoch. {args.reps} "
+        f"interleaved repetitions after a warm-up; digitlab's first conv "
+        f"{'skips' if skip else 'computes'} its input gradient.\n"
+    )
+    print("| framework | s per epoch (median / min) | ms per step (median / min) | ratio | loss |")
+    print("|---|---|---|---|---|")
+    reference = statistics.median(times["torch"])
+    for name, seconds in times.items():
+        median, best = statistics.median(seconds), min(seconds)
+        print(
+            f"| {name} | {median * scale:.1f} / {best * scale:.1f} | "
+            f"{1e3 * median / steps:.1f} / {1e3 * best / steps:.1f} | "
+            f"**{median / reference:.2f}x** | {losses[name]:.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
