@@ -74,6 +74,7 @@ def evaluate(
     model: Any, x: np.ndarray, y: np.ndarray, loss: str = "softmax_cross_entropy"
 ) -> Evaluation:
     """Mean loss, accuracy, predictions and class probabilities of `model` on (x, y)."""
+    check_data(model, x, y, "evaluation")
     logits = predict_logits(model, x)
     value, _ = get_loss(loss)(logits, y)
     shifted = logits - logits.max(axis=1, keepdims=True)
