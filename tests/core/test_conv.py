@@ -316,13 +316,16 @@ def test_same_seed_same_weights():
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        (images((1, 4, 4)) + [conv(2, 5)], r"layer 2 \(conv2d\): kernel height 5 is larger"),
+        (
+            images((1, 4, 4)) + [conv(2, 5)],
+            r"layer 2 \(conv2d\): kernel_size \(5, 5\) is larger than the \(padded\) input",
+        ),
         (images((1, 4, 4)) + [conv(0, 3)], "filters > 0"),
         (images((1, 4, 4)) + [conv(2, 3, stride=2, padding="same")], "needs stride 1"),
         (images((1, 4, 4)) + [conv(2, 3, padding="valid")], "padding must be"),
         (images((1, 4, 4)) + [conv(2, -1)], "kernel_size must be"),
         ([conv(2, 3)], r"needs images \(channels, height, width\)"),
-        (images((1, 4, 4)) + [{"type": "maxpool2d", "size": 5}], "pool height 5 is larger"),
+        (images((1, 4, 4)) + [{"type": "maxpool2d", "size": 5}], r"pool size \(5, 5\) is larger"),
         (images((1, 4, 4)) + [{"type": "avgpool2d", "size": 2, "stride": 0}], "stride must"),
         (images((1, 4, 4)) + [{"type": "batchnorm", "momentum": 0}], "momentum"),
         (images((1, 4, 4)) + [{"type": "conv2d", "filters": 2}], "kernel_size"),
