@@ -197,6 +197,7 @@ def fit(
     state: TrainState | None = None,
     should_stop: Callable[[], bool] | None = None,
     divergence: float | None = 1e4,
+    augment: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> History:
     """Train `model` in place with minibatch gradient descent up to `epochs` epochs in all.
 
@@ -207,6 +208,9 @@ def fit(
     the best weights are put back. Passing the `history` and `state` of an interrupted run
     continues it exactly; `should_stop` is polled after every batch (history.interrupted is
     then set, and `state` says where training stopped).
+
+    `augment`, if given, maps each training batch to a randomly altered copy (it draws from its
+    own generator, so that shuffling is the same with and without it).
 
     A non-finite loss, or one `divergence` times the first batch's, raises NumericError naming
     epoch, batch and where it arose; the weights of the last finished epoch are put back first.
@@ -229,6 +233,8 @@ def fit(
             idx = state.order[start : start + size]
             number = state.batch + 1
             xb, yb = x[idx], y[idx]
+            if augment is not None:
+                xb = augment(xb)  # a fresh random variant of this batch's images
             # NumPy's overflow warnings are silenced here because the checks below catch the
             # same event and say where it arose.
             with np.errstate(over="ignore", invalid="ignore"):
