@@ -68,11 +68,14 @@ def lines(path: Path) -> list[dict]:
 
 
 def fake_trial(config, folder):
-    """Instant, deterministic 'training'; lr 0.5 kills its worker, lr >= 1e6 diverges."""
+    """Instant, deterministic 'training'; lr 0.5 kills its worker, lr 0.7 calls sys.exit,
+    lr >= 1e6 diverges, lr 0.3 takes a while."""
     if config.lr >= 1e6:
         raise NumericError(f"non-finite loss at epoch 1 (lr {config.lr:g})")
     if config.lr == 0.5:
         os.kill(os.getpid(), signal.SIGKILL)
+    if config.lr == 0.7:
+        sys.exit(3)
     if config.lr == 0.3:
         time.sleep(0.25)
     accuracy = 0.5 + config.lr / 10 + config.seed / 1000
@@ -207,7 +210,7 @@ def test_a_trial_that_fails_at_runtime_is_recorded_and_the_others_finish(tmp_pat
 
 
 def test_a_killed_worker_fails_its_trial_and_the_rest_finish(tmp_path):
-    spec = fake_spec([0.1, 0.5, 0.2, 0.4], seeds=2)
+    spec = fake_spec([0.1, 0.5, 0.2, 0.7], seeds=2)
     run_sweep(spec, tmp_path, workers=2, trial_fn=fake_trial, console=quiet())
     records = lines(tmp_path / LOG_FILE)
     assert len(records) == 8
@@ -215,6 +218,9 @@ def test_a_killed_worker_fails_its_trial_and_the_rest_finish(tmp_path):
         if record["options"]["lr"] == 0.5:
             assert record["status"] == "failed"
             assert record["reason"].startswith("worker died: killed by SIGKILL")
+            assert (tmp_path / "trials" / record["id"] / "error.txt").exists()
+        elif record["options"]["lr"] == 0.7:  # sys.exit fails the trial, not the worker
+            assert record["status"] == "failed" and record["reason"] == "SystemExit: 3"
         else:
             assert record["status"] == "done", record["reason"]
     assert not multiprocessing.active_children()

@@ -376,7 +376,7 @@ def attempt(values: dict[str, Any], folder: Path, trial_fn: TrialFunction) -> di
     except DigitlabError as err:
         outcome = {"status": "failed", "reason": _first_line(str(err)), "metrics": {}}
         write_text(folder / "error.txt", f"{err}\n")
-    except Exception as err:
+    except (Exception, SystemExit) as err:  # SystemExit too: a trial must not end its worker
         outcome = {
             "status": "failed",
             "reason": f"{type(err).__name__}: {_first_line(str(err))}",
@@ -586,10 +586,16 @@ def run_ray(
         ) from None
     started = not ray.is_initialized()
     if started:
-        if address == "local":
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(address=address, log_to_driver=False)
+        try:
+            if address == "local":
+                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(address=address, log_to_driver=False)
+        except Exception as err:  # Ray raises several types (ConnectionError, ValueError, ...)
+            where = "start a local Ray instance" if address == "local" else f"reach {address}"
+            raise ConfigError(
+                f"--ray: cannot {where}: {type(err).__name__}: {_first_line(str(err))}"
+            ) from None
     task = ray.remote(num_cpus=1, max_retries=0)(_ray_job)
     pending = {task.remote(t.values, trial_fn): t for t in trials}
     try:

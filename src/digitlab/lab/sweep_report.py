@@ -25,17 +25,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
 from rich.console import Console
 from rich.table import Table
 
 from digitlab.lab.experiment import wilson_interval
 from digitlab.lab.runs import write_text
+
+if TYPE_CHECKING:  # matplotlib loads when a page is drawn, not with the CLI or in workers
+    from matplotlib.figure import Figure
 
 Values = Sequence[float] | np.ndarray
 ALPHA = 0.05
@@ -347,6 +347,9 @@ COLOURS = {BEST: "#1a7f37", WITHIN: "#0969da", WORSE: "#8c959f"}
 def accuracy_plot(rows: Sequence[VariantSummary]) -> Figure | None:
     """Mean test accuracy per variant with its 95% interval, in validation rank order; each seed
     as a dot and the mean validation accuracy as a cross."""
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
     shown = [row for row in rows if row.done]
     if not shown:
         return None
@@ -388,6 +391,9 @@ def accuracy_plot(rows: Sequence[VariantSummary]) -> Figure | None:
 
 def curves_plot(rows: Sequence[VariantSummary], curves: dict[int, np.ndarray]) -> Figure | None:
     """Validation accuracy per epoch, averaged over each variant's seeds."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
     if not curves:
         return None
     fig = Figure(figsize=(9, 4.8), layout="constrained")
