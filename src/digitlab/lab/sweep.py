@@ -772,12 +772,11 @@ def _execute(
     if importlib.util.find_spec("threadpoolctl") is None:
         console.print("threadpoolctl is not installed: BLAS threads per worker are not limited")
     columns = (TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    finished = 0
+    recorded_before = len(log.records)
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("", total=len(todo))
 
         def report(trial: Trial, outcome: dict[str, Any]) -> None:
-            nonlocal finished
             record = {
                 "id": trial.id,
                 "options": trial.options,
@@ -786,7 +785,6 @@ def _execute(
                 "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             }
             log.append(record)
-            finished += 1
             progress.advance(task)
             label = f"{variant_label(trial.options)} seed {trial.seed}"
             if outcome["status"] == "done":
@@ -808,7 +806,8 @@ def _execute(
                 run_local(todo, trials_dir, workers or default_workers(), trial_fn, report)
         except KeyboardInterrupt:
             progress.console.print(
-                f"interrupted: {finished} trials recorded in {log.path}; rerun to resume"
+                f"interrupted: {len(log.records) - recorded_before} more trials recorded in "
+                f"{log.path}; rerun to resume"
             )
             raise
 

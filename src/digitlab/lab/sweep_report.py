@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -288,14 +289,18 @@ def summary_csv(rows: Sequence[VariantSummary], keys: Sequence[str]) -> str:
 def _percent(value: float | None, std: float | None = None, sign: str = "%") -> str:
     if value is None:
         return "-"
-    return f"{100 * value:.2f}" + (f" ± {100 * std:.2f}" if std is not None else "") + sign
+    spread = "" if std is None else (f"±{100 * std:.2f}" if not sign else f" ± {100 * std:.2f}")
+    return f"{100 * value:.2f}{spread}{sign}"
 
 
 def _interval_text(row: VariantSummary, split: str = "test", sign: str = "%") -> str:
+    """ "low-high% (t)" for the page; "low-high" (and "*" for Wilson) in the terminal."""
     interval = row.interval(split)
     if interval is None:
         return "-"
     (low, high), kind = interval
+    if not sign:
+        return f"{100 * low:.2f}-{100 * high:.2f}" + ("*" if kind == "wilson" else "")
     return f"{100 * low:.2f}-{100 * high:.2f}{sign} ({kind})"
 
 
@@ -305,12 +310,17 @@ def _seeds_text(row: VariantSummary) -> str:
 
 def print_table(console: Console, rows: Sequence[VariantSummary], keys: Sequence[str]) -> None:
     """The ranked summary as a rich table (accuracies in %), then the rule used."""
-    table = Table(title="sweep summary, ranked by mean validation accuracy")
-    table.add_column("#", justify="right")
+    table = Table(
+        title="sweep summary, ranked by mean validation accuracy",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("#", justify="right", no_wrap=True)
     for key in keys:
-        table.add_column(key)
-    for column in ("seeds", "val mean ± sd", "test mean ± sd", "test 95% interval"):
-        table.add_column(column, justify="right")
+        table.add_column(key, no_wrap=True)
+    for column in ("seeds", "val mean±sd", "test mean±sd", "test 95% CI"):
+        table.add_column(column, justify="right", no_wrap=True)
     table.add_column("vs best")
     styles = {BEST: "bold green", WITHIN: "green", WORSE: "red"}
     for rank, row in enumerate(rows, 1):
@@ -327,8 +337,9 @@ def print_table(console: Console, rows: Sequence[VariantSummary], keys: Sequence
         )
     console.print(table)
     console.print(
-        "Accuracies in %. Ranked and selected by validation accuracy; test is shown, never used "
-        f"to pick. {RULE[0].upper()}{RULE[1:]}."
+        "Accuracies in %. Test 95% CI: t-interval of the mean over seeds (* Wilson interval of a "
+        "single run). Ranked and selected by validation accuracy; test is shown, never used to "
+        f"pick. {RULE[0].upper()}{RULE[1:]}."
     )
 
 
@@ -505,7 +516,8 @@ th {{ background: #f6f8fa; }}
 <h1>{escape(title)}</h1>
 <p>Variants are ranked and selected by mean <b>validation</b> accuracy over seeds; test accuracy
 is shown but never used to pick. Test intervals are 95% t-intervals of the mean over seeds
-(Wilson interval of the single run when only one seed finished).
+(Wilson interval of the single run when only one seed finished); they cover the spread between
+seeds, not the test set's own sampling error (each run's Wilson interval, in its metrics.json).
 {escape(RULE[0].upper() + RULE[1:])}.</p>
 <h2>Summary</h2>
 <table><thead><tr>{head}<th>vs best</th></tr></thead><tbody>
