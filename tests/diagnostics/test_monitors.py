@@ -14,7 +14,7 @@ def train(spec, x, y, lr=0.1, epochs=3, monitors=None, seed=0):
         model, x, y, get_optimizer("sgd", lr), epochs=epochs,
         batch_size=batch_size_schedule(32), learning_rate=get_schedule("constant", lr, epochs),
         rng=np.random.default_rng(seed), validation=(x[:64], y[:64]),
-        monitors=default_monitors(every=1) if monitors is None else monitors,
+        monitors=default_monitors(samples=1000) if monitors is None else monitors,
     )  # fmt: skip
     return model, history
 
@@ -59,7 +59,7 @@ def test_dead_relu_units_are_counted(blobs):
     x, y = blobs
     model = build_model(mlp_spec([10], 3, "relu"), 6, np.random.default_rng(0))
     model.layers[0].params["b"][:5] = -1e3  # half the units can never fire
-    stats = LayerStats(every=1)
+    stats = LayerStats(samples=1000)
     history = fit(
         model, x, y, get_optimizer("sgd", 1e-9), epochs=1, batch_size=batch_size_schedule(32),
         learning_rate=get_schedule("constant", 1e-9, 1), rng=np.random.default_rng(0),

@@ -139,6 +139,7 @@ class Step:
 
     epoch: int  # 0-based
     batch: int  # 1-based within the epoch
+    batches: int  # in this epoch
     loss: float
     logits: np.ndarray
     y: np.ndarray
@@ -264,7 +265,11 @@ def fit(
             state.total_loss += value * len(idx)
             state.correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
             model.backward(dlogits)
-            step = Step(epoch, number, value, logits, yb, model, optimizer) if monitors else None
+            step = (
+                Step(epoch, number, -(-len(x) // size), value, logits, yb, model, optimizer)
+                if monitors
+                else None
+            )
             for monitor in monitors:
                 monitor.before_update(step)  # type: ignore[arg-type]
             optimizer.step(model.parameters())

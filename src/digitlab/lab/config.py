@@ -90,7 +90,7 @@ class Config(BaseModel):
     l2: float = Field(0.0, ge=0)
     patience: int | None = Field(None, gt=0)
     monitors: bool = True  # per-layer statistics and alarms (a few percent of training time)
-    monitor_every: int = Field(10, gt=0)  # heavier statistics on every N-th batch
+    monitor_samples: int = Field(20, gt=0)  # batches per epoch the layer statistics look at
     divergence: float = Field(1e4, ge=0)  # stop when the loss exceeds this x the first; 0: never
     seed: int = Field(0, ge=0)
 

@@ -166,7 +166,7 @@ def train_session(
         validation=(val.x, val.y),
         patience=config.patience,
         divergence=config.divergence or None,
-        monitors=default_monitors(config.monitor_every) if config.monitors else (),
+        monitors=default_monitors(config.monitor_samples) if config.monitors else (),
         callbacks=callbacks,
         on_batch=on_batch,
         history=session.history,

@@ -1,0 +1,72 @@
+"""What the default training monitors cost: epochs with and without them, interleaved.
+
+    python benchmarks/monitor_cost.py [--data-dir ../shared/data/mnist] [--reps 5]
+
+Target: under 10% of training time for every case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+import digitlab as dl
+from digitlab.diagnostics.monitors import default_monitors
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
+CASES = [
+    ("784-100-10 sigmoid sgd b32", [100], "sigmoid", "sgd", 0.1, 32),
+    ("784-100-10 sigmoid sgd b128", [100], "sigmoid", "sgd", 0.1, 128),
+    ("784-100-10 sigmoid sgd b1000", [100], "sigmoid", "sgd", 1.0, 1000),
+    ("784-1200-10 sigmoid sgd b600", [1200], "sigmoid", "sgd", 0.8, 600),
+    ("784-256-128-64-10 relu adam b128", [256, 128, 64], "relu", "adam", 0.001, 128),
+]
+
+
+def epoch_seconds(model, optimizer, x, y, x_val, y_val, batch, lr, monitors) -> float:
+    started = time.perf_counter()
+    dl.fit(
+        model, x, y, optimizer, epochs=1, rng=np.random.default_rng(0),
+        batch_size=dl.batch_size_schedule(batch), learning_rate=dl.get_schedule("constant", lr, 1),
+        validation=(x_val, y_val), monitors=monitors,
+    )  # fmt: skip
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA.resolve()))
+    parser.add_argument("--reps", type=int, default=5)
+    options = parser.parse_args()
+    dataset = dl.load_dataset("idx", data_dir=options.data_dir)
+    pipeline = dl.build_pipeline(
+        max_value=dataset.max_value, image_shape=dataset.image_shape, standardize=True
+    )
+    x, y = pipeline.fit_transform(dataset.x_train), dataset.y_train
+    x_val, y_val = pipeline(dataset.x_test), dataset.y_test
+    print("| case | without monitors s (median) | with monitors s (median) | overhead |")
+    print("|---|---|---|---|")
+    for name, hidden, activation, optimizer_name, lr, batch in CASES:
+        times: dict[bool, list[float]] = {False: [], True: []}
+        models = {}
+        for monitored in (False, True):
+            rng = np.random.default_rng(0)
+            model = dl.build_model(dl.mlp_spec(hidden, 10, activation), 784, rng)
+            models[monitored] = (model, dl.get_optimizer(optimizer_name, lr))
+        for rep in range(options.reps + 1):
+            for monitored in (False, True):
+                model, optimizer = models[monitored]
+                monitors = default_monitors() if monitored else []
+                seconds = epoch_seconds(model, optimizer, x, y, x_val, y_val, batch, lr, monitors)
+                if rep:  # the first round warms up
+                    times[monitored].append(seconds)
+        plain, watched = statistics.median(times[False]), statistics.median(times[True])
+        print(f"| {name} | {plain:.3f} | {watched:.3f} | {100 * (watched / plain - 1):+.1f}% |")
+
+
+if __name__ == "__main__":
+    main()
