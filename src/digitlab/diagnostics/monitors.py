@@ -61,7 +61,8 @@ class LayerStats:
             self._add(f"{name}.grad_norm", _norm(grad))
             if name.endswith(".w"):
                 self._before[name] = param.copy()
-        for lay in step.model.layers:
+        units = (unit for lay in step.model.layers for unit in getattr(lay, "groups", [lay]))
+        for lay in units:  # an activation layer, or one activation group of a mixed layer
             z = getattr(lay, "z", None)
             if z is None or getattr(lay, "df", None) is None:
                 continue
