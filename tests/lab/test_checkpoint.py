@@ -129,10 +129,12 @@ def test_kill_9_after_third_checkpoint_then_resume(tmp_path, slow_args):
 def test_sigint_saves_a_checkpoint_and_says_how_to_resume(tmp_path, slow_args):
     folder = tmp_path / "run"
     process = subprocess.Popen(
-        cli(*slow_args, "--out", str(folder)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cli(*slow_args, "--out", str(folder)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
-    time.sleep(2.0)
+    assert process.stdout is not None
+    assert "train" in process.stdout.readline()  # the data line: training is about to start
+    time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130

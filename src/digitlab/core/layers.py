@@ -15,7 +15,7 @@ size. The description is what a saved model stores beside its arrays.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -202,84 +202,6 @@ def _flatten(
     return Reshape(in_shape, out_shape, name="flatten"), out_shape
 
 
-class Sequential:
-    """Layers applied in order; the whole model's description is kept for saving."""
-
-    def __init__(
-        self,
-        layers: list[Any],
-        input_size: int,
-        spec: list[dict[str, Any]],
-        dtype: Any,
-        output_shape: tuple[int, ...] | None = None,
-    ):
-        self.layers = layers
-        self.input_size = input_size
-        self.output_shape = output_shape if output_shape is not None else (input_size,)
-        self.spec = spec
-        self.dtype = np.dtype(dtype)
-        if layers:
-            layers[0].needs_input_grad = False  # nothing needs the gradient of the data
-
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        for lay in self.layers:
-            x = lay.forward(x, training)
-        return x
-
-    def backward(self, dout: np.ndarray) -> None:
-        for lay in reversed(self.layers):
-            dout = lay.backward(dout)
-            if dout is None:
-                break
-
-    def parameters(self) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-        """(qualified name, parameter, gradient) for every parameter array, e.g. 'dense1.w'."""
-        for lay in self.layers:
-            for key, value in lay.params.items():
-                yield f"{lay.name}.{key}", value, lay.grads[key]
-
-    def buffers(self) -> Iterator[tuple[str, np.ndarray]]:
-        """(qualified name, array) for every non-trained array a layer keeps in `buffers`
-        (e.g. batch norm's running mean): saved with the model, never touched by optimizers."""
-        for lay in self.layers:
-            for key, value in getattr(lay, "buffers", {}).items():
-                yield f"{lay.name}.{key}", value
-
-    def describe(self) -> dict[str, Any]:
-        """The JSON-ready description a saved model stores beside its arrays."""
-        return {"input_size": self.input_size, "dtype": self.dtype.name, "layers": self.spec}
-
-
-def build_model(
-    spec: list[dict[str, Any]],
-    input_size: int,
-    rng: np.random.Generator,
-    dtype: Any = np.float32,
-) -> Sequential:
-    """Build a Sequential model from layer dicts; layers get names like dense1, sigmoid1."""
-    if input_size <= 0:
-        raise ConfigError(f"input size must be > 0, got {input_size}")
-    layers: list[Any] = []
-    counts: dict[str, int] = {}
-    shape: Shape = (input_size,)
-    for i, layer_spec in enumerate(spec):
-        kind = layer_spec.get("type")
-        if kind not in LAYERS:
-            known = ", ".join(sorted(LAYERS))
-            raise ConfigError(f"layer {i + 1}: unknown type {kind!r}; known: {known}")
-        try:
-            lay, shape = LAYERS[kind](layer_spec, shape, rng, np.dtype(dtype))
-        except ConfigError as err:
-            raise ConfigError(f"layer {i + 1} ({kind}): {err}") from None
-        except (KeyError, TypeError, ValueError) as err:
-            raise ConfigError(f"layer {i + 1} ({kind}): bad spec {layer_spec} ({err})") from None
-        base = lay.name
-        counts[base] = counts.get(base, 0) + 1
-        lay.name = f"{base}{counts[base]}"
-        layers.append(lay)
-    return Sequential(layers, input_size, [dict(s) for s in spec], dtype, output_shape=shape)
-
-
 def mlp_spec(
     hidden_sizes: list[int],
     n_classes: int,
@@ -320,3 +242,82 @@ def mlp_spec(
         get_activation(output_activation)
         spec.append({"type": "activation", "name": output_activation})
     return spec
+
+
+class Concat:
+    """Joins its inputs along the feature axis (flat rows) or the channel axis (images)."""
+
+    multi_input = True
+
+    def __init__(self, sizes: list[int]) -> None:
+        self.name = "concat"
+        self.sizes = sizes  # each input's extent along the joined axis
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.needs_input_grad = True
+
+    def forward(self, xs: list[np.ndarray], training: bool) -> np.ndarray:
+        return np.concatenate(xs, axis=1)
+
+    def backward(self, dout: np.ndarray) -> list[np.ndarray]:
+        return np.split(dout, np.cumsum(self.sizes)[:-1], axis=1)
+
+
+def _merge_shapes(kind: str, shapes: list[Shape]) -> None:
+    if len(shapes) < 2:
+        raise ConfigError(f"{kind} needs at least two inputs, got {len(shapes)}")
+
+
+@layer("concat")
+def _concat(spec: dict[str, Any], in_shape: Any, rng: np.random.Generator, dtype: Any) -> Any:
+    shapes: list[Shape] = in_shape
+    _merge_shapes("concat", shapes)
+    if any(s[1:] != shapes[0][1:] for s in shapes):
+        raise ConfigError(f"concat needs inputs equal but for their first axis, got {shapes}")
+    out = (sum(s[0] for s in shapes), *shapes[0][1:])
+    return Concat([s[0] for s in shapes]), out
+
+
+_concat.multi_input = True  # type: ignore[attr-defined]
+
+
+class Add:
+    """The sum of its inputs (a skip connection), which must have one shape."""
+
+    multi_input = True
+
+    def __init__(self, count: int) -> None:
+        self.name = "add"
+        self.count = count
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.needs_input_grad = True
+
+    def forward(self, xs: list[np.ndarray], training: bool) -> np.ndarray:
+        total = xs[0] + xs[1]
+        for x in xs[2:]:
+            total += x
+        return total
+
+    def backward(self, dout: np.ndarray) -> list[np.ndarray]:
+        return [dout] * self.count  # d(a + b)/da = 1: each input gets the same gradient
+
+
+@layer("add")
+def _add(spec: dict[str, Any], in_shape: Any, rng: np.random.Generator, dtype: Any) -> Any:
+    shapes: list[Shape] = in_shape
+    _merge_shapes("add", shapes)
+    if len(set(shapes)) != 1:
+        raise ConfigError(f"add needs inputs of one shape, got {shapes}")
+    return Add(len(shapes)), shapes[0]
+
+
+_add.multi_input = True  # type: ignore[attr-defined]
+
+
+# The model engine (graphs, of which a stack is the chain) lives in core/model.py; importing it
+# here, after the registry above is complete, keeps `from digitlab.core.layers import
+# build_model` working.
+from digitlab.core.model import Model, Sequential, build_model  # noqa: E402
+
+__all__ = ["LAYERS", "Model", "Sequential", "build_model", "layer", "mlp_spec"]

@@ -70,7 +70,9 @@ class Config(BaseModel):
     invert: bool = False
     crop: int = Field(0, ge=0)
     pixel_subset: int | None = Field(None, gt=0)
-    # model
+    # model: `layers` (a stack or graph of layer tables, see digitlab.core.model) replaces
+    # hidden/activation/dropout; an output dense layer is added unless a node is named "output"
+    layers: list[dict[str, Any]] | None = None
     hidden: list[int] = Field(default_factory=lambda: [100])
     activation: Entry = Entry(name="relu")
     init: Entry | None = None

@@ -107,20 +107,25 @@ def build_from_config(
 ) -> Sequential:
     """The model a config describes, with weights drawn from the run's 'init' stream."""
     rngs = rngs or streams(config.seed)
-    spec = mlp_spec(
-        config.hidden,
-        n_classes,
-        config.activation.name,
-        activation_params=config.activation.params,
-        init=config.init.name if config.init else None,
-        init_params=config.init.params if config.init else None,
-        bias_std=config.bias_std,
-        dropout=config.dropout,
-        output_activation=config.output_activation,
-    )
+    if config.layers is not None:
+        spec = [dict(layer) for layer in config.layers]
+        if not any(layer.get("name") == "output" for layer in spec):
+            spec.append({"type": "dense", "units": n_classes, "init": "xavier"})
+    else:
+        spec = mlp_spec(
+            config.hidden,
+            n_classes,
+            config.activation.name,
+            activation_params=config.activation.params,
+            init=config.init.name if config.init else None,
+            init_params=config.init.params if config.init else None,
+            bias_std=config.bias_std,
+            dropout=config.dropout,
+            output_activation=config.output_activation,
+        )
     model = build_model(spec, input_size, rngs["init"], np.dtype(config.dtype))
     for lay in model.layers:
-        if hasattr(lay, "rng"):
+        if hasattr(lay, "rng"):  # dropout draws from the run's own stream
             lay.rng = rngs["dropout"]
     return model
 
