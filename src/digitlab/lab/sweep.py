@@ -1,6 +1,8 @@
 """Parameter sweeps: configs times seeds, run in parallel, recorded as they finish, resumable.
 
-A sweep file is TOML:
+    digitlab sweep SWEEP.toml [--out DIR] [--workers N] [--ray ADDRESS|local] [--retry-failed]
+
+A sweep file is TOML (recipes/sweeps/lr_activation.toml is a complete example):
 
     name = "lr-x-activation"        # names the output folder sweeps/<name> [the file's stem]
     seeds = [0, 1, 2]               # or an int N meaning seeds 0..N-1 [1]
@@ -31,6 +33,10 @@ its place. Ctrl-C stops the workers; finished trials stay recorded and a rerun r
 
 At the end OUT/summary.csv, a terminal table and OUT/summary.html rank the variants by mean
 validation accuracy (see sweep_report.py for the statistics).
+
+From Python: `run_sweep(read_sweep(path), out, workers=2, trial_fn=...)`; `trial_fn(config,
+folder) -> metrics` must be importable by name (workers are spawned, not forked), and a script
+that calls run_sweep needs `if __name__ == "__main__":`, since spawned workers import it.
 """
 
 from __future__ import annotations
@@ -834,7 +840,11 @@ def sweep_command(
     ray_address: str | None,
     retry_failed: bool,
 ) -> None:
-    """Run a parameter sweep (configs x seeds) from a TOML file; resumes where it stopped."""
+    """Run a parameter sweep (configs x seeds) from a TOML file; resumes where it stopped.
+
+    Writes OUT/trials/<id>/ per trial, OUT/trials.jsonl, OUT/summary.csv and OUT/summary.html.
+    Failed trials are listed but do not change the exit code; a bad sweep file does.
+    """
     run_sweep(
         read_sweep(sweep_file),
         out,
