@@ -111,6 +111,9 @@ CONFIG_OPTIONS = [
     click.option("--train-per-class", type=int, help="Keep the first N training images per class."),
     click.option("--train-first", type=int, help="Keep the first N training images."),
     click.option(
+        "--augment", multiple=True, help="KEY=VALUE: shift, rotate, scale, elastic_alpha, ..."
+    ),
+    click.option(
         "--standardize/--no-standardize", default=None, help="Standardise with train stats."
     ),
     click.option("--per-pixel/--no-per-pixel", default=None, help="Standardise each pixel apart."),
@@ -170,6 +173,7 @@ def config_from_flags(
         for key in ("activation", "init", "optimizer", "lr_schedule")
     }
     flags["hidden"] = _hidden(flags["hidden"])
+    flags["augment"] = _params(flags["augment"], "--augment") or None
     values = {**file_values, **{k: v for k, v in flags.items() if v is not None}}
     for key, extra in params.items():
         _with_params(values, key, extra, file_values.get(key))

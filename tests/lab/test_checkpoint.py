@@ -53,6 +53,16 @@ def uninterrupted(tmp_path_factory):
     return folder
 
 
+def test_augmented_run_resumes_bit_identical(tmp_path):
+    config = {**CONFIG, "epochs": 3, "augment": {"shift": 1, "rotate": 10, "elastic_alpha": 8}}
+    run(make_config(config), tmp_path / "whole")
+    batches = iter(range(60))
+    with pytest.raises(Interrupted):
+        run(make_config(config), tmp_path / "cut", should_stop=lambda: next(batches, None) is None)
+    run(make_config({}), tmp_path / "cut", resume=True)
+    assert_same_weights(tmp_path / "whole", tmp_path / "cut")
+
+
 @pytest.mark.parametrize("stop_after", [1, 45, 100])  # batches: inside epochs 1, 2 and 3
 def test_stop_mid_epoch_then_resume_is_bit_identical(tmp_path, uninterrupted, stop_after):
     batches = iter(range(stop_after))

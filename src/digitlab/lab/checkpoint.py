@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ class Session:
     dropout_rng: np.random.Generator
     state: TrainState
     history: History
+    augment_rng: np.random.Generator = field(default_factory=np.random.default_rng)
 
 
 def save_checkpoint(folder: Path, config: dict[str, Any], session: Session) -> Path:
@@ -64,6 +65,7 @@ def save_checkpoint(folder: Path, config: dict[str, Any], session: Session) -> P
         "rng": {
             "shuffle": session.shuffle_rng.bit_generator.state,
             "dropout": session.dropout_rng.bit_generator.state,
+            "augment": session.augment_rng.bit_generator.state,
         },
         "state": {
             "epoch": state.epoch,
@@ -128,9 +130,10 @@ def restore_session(
         if key.startswith("optimizer/")
     }
     optimizer.load_state_dict(optimizer_state)
-    shuffle_rng, dropout_rng = np.random.default_rng(), np.random.default_rng()
+    shuffle_rng, dropout_rng, augment_rng = (np.random.default_rng() for _ in range(3))
     shuffle_rng.bit_generator.state = header["rng"]["shuffle"]
     dropout_rng.bit_generator.state = header["rng"]["dropout"]
+    augment_rng.bit_generator.state = header["rng"]["augment"]
     for lay in model.layers:
         if hasattr(lay, "rng"):
             lay.rng = dropout_rng
@@ -151,4 +154,4 @@ def restore_session(
         history.append(record)
     history.best_epoch = header["history"]["best_epoch"]
     history.stopped_early = header["history"]["stopped_early"]
-    return Session(model, optimizer, shuffle_rng, dropout_rng, state, history)
+    return Session(model, optimizer, shuffle_rng, dropout_rng, state, history, augment_rng)

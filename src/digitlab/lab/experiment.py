@@ -28,6 +28,7 @@ from digitlab.core.train import (
     fit,
 )
 from digitlab.data import Split, Splits, build_pipeline, load_dataset, make_splits
+from digitlab.data.augment import build_augment
 from digitlab.diagnostics.alarms import find
 from digitlab.diagnostics.gradcheck import GradientResult, check_activation, check_model
 from digitlab.diagnostics.monitors import default_monitors
@@ -59,7 +60,7 @@ def parts(splits: Splits) -> dict[str, Split]:
 
 def streams(seed: int) -> dict[str, np.random.Generator]:
     """Independent generators for the parts of a run that draw random numbers."""
-    names = ("split", "init", "dropout", "shuffle", "transform")
+    names = ("split", "init", "dropout", "shuffle", "transform", "augment")
     children = np.random.SeedSequence(seed).spawn(len(names))
     return {name: np.random.default_rng(child) for name, child in zip(names, children, strict=True)}
 
@@ -141,7 +142,13 @@ def new_session(config: Config, prepared: Prepared) -> Session:
     rngs = streams(config.seed)
     model = build_from_config(config, prepared.splits.train.x.shape[1], prepared.n_classes, rngs)
     return Session(
-        model, make_optimizer(config), rngs["shuffle"], rngs["dropout"], TrainState(), History()
+        model,
+        make_optimizer(config),
+        rngs["shuffle"],
+        rngs["dropout"],
+        TrainState(),
+        History(),
+        augment_rng=rngs["augment"],
     )
 
 
@@ -177,6 +184,11 @@ def train_session(
         history=session.history,
         state=session.state,
         should_stop=should_stop,
+        augment=(
+            build_augment(config.augment, prepared.image_shape, session.augment_rng)
+            if config.augment
+            else None
+        ),
     )
 
 
