@@ -13,7 +13,7 @@ from digitlab.lab.experiment import run
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("report") / "run"
-    run(make_config({"epochs": 2}), folder)
+    run(make_config({"epochs": 2, "augment": {"shift": 1, "rotate": 5}}), folder)  # every figure
     return folder
 
 

@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from digitlab.data.augment import augment_examples, build_augment
 from digitlab.diagnostics.alarms import find
 from digitlab.lab.runs import atomic_write, write_text
 from digitlab.report import plots
@@ -37,6 +38,7 @@ SECTION_IDS = (
     "misclassified",
     "scatter",
     "weights",
+    "augmentation",
     "diagnostics",
 )
 PLOT_FILES = (
@@ -49,6 +51,7 @@ PLOT_FILES = (
     "scatter.png",
     "weights.png",
     "monitors.png",
+    "augmentation.png",
 )
 SPLIT_NAMES = {
     "train": "train",
@@ -342,6 +345,28 @@ def _weights(page: Page, run: RunFolder) -> None:
     page.section("weights", title, _note(note))
 
 
+def _augmentation(page: Page, run: RunFolder) -> None:
+    params = run.config.get("augment")
+    if not params:
+        page.section(
+            "augmentation", "Augmentation", _note("This run trained without augmentation.")
+        )
+        return
+    arrays = run.predictions
+    if arrays is None or len(arrays["image_shape"]) != 2:
+        page.section("augmentation", "Augmentation", _note("No test images to show it on."))
+        return
+    shape = arrays["image_shape"].tolist()
+    # drawn afresh from the run's settings with a fixed seed: a picture, not the run's stream
+    augment = build_augment(params, (shape[0], shape[1]), np.random.default_rng(0))
+    images = arrays["example_images"]
+    grid = augment_examples(images, augment, (shape[0], shape[1]), n=min(6, len(images)))
+    settings = ", ".join(f"{k} = {v}" for k, v in params.items())
+    body = _caption(f"Settings: {escape(settings)}. Each row: a test image, then variants.")
+    body += page.image("augmentation.png", plots.augmentation_plot(grid), "augmented examples")
+    page.section("augmentation", "Augmentation", body)
+
+
 def _diagnostics(page: Page, run: RunFolder) -> None:
     findings = find(run.history)  # the same checks as `digitlab diagnose`, on the same history
     warnings = [f for f in findings if f.severity == "warning"]
@@ -375,6 +400,7 @@ SECTIONS: tuple[Callable[[Page, RunFolder], None], ...] = (
     _misclassified,
     _scatter,
     _weights,
+    _augmentation,
     _diagnostics,
 )
 

@@ -349,3 +349,14 @@ def monitors_plot(history: Sequence[Mapping[str, Any]]) -> bytes | None:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize="small")
     return figure_png(fig)
+
+
+def augmentation_plot(images: np.ndarray) -> bytes:
+    """Rows of an original image followed by its augmented variants: images (n, 1 + v, h, w)."""
+    n, per_row = images.shape[:2]
+    tiles = images.reshape(n * per_row, *images.shape[2:])
+    labels = [
+        "original" if i % per_row == 0 else f"variant {i % per_row}" for i in range(len(tiles))
+    ]
+    colors = ["black" if i % per_row == 0 else "0.35" for i in range(len(tiles))]
+    return _tile_grid(tiles, labels, colors, "augmented training examples", "gray_r")
