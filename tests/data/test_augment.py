@@ -126,6 +126,17 @@ def test_outside_reads_each_images_minimum_for_standardised_data(rng) -> None:
     np.testing.assert_allclose(out[:, :, 0], background, rtol=1e-12)
 
 
+def test_background_max_for_inverted_data(rng) -> None:
+    """Dark digits on a light background: shifted-in pixels take the maximum, not the ink."""
+    x = 1 - digit_like(rng, n=8)
+    out = Augment((28, 28), rng, shift=3, rotate=10, background="max")(x).reshape(8, 28, 28)
+    np.testing.assert_array_equal(out[:, 0, :], 1)
+    np.testing.assert_array_equal(out[:, :, -1], 1)
+    with pytest.raises(ConfigError, match="background must be 'min' or 'max'"):
+        Augment((28, 28), rng, background="median")
+    assert build_augment({"shift": 1}, (28, 28), rng, background="max").background == "max"
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_elastic_changes_pixels_keeps_mean_and_range(rng, dtype) -> None:
     x = digit_like(rng, n=32, dtype=dtype)

@@ -7,8 +7,8 @@ multiplied by `elastic_alpha` (Simard, Steinkraus and Platt 2003, "Best practice
 convolutional neural networks applied to visual document analysis",
 https://doi.org/10.1109/ICDAR.2003.1227801). Output pixel p reads the input at
 T^-1(p) + displacement(p) by bilinear interpolation; a pixel read from outside the image takes
-the image's background, its minimum (0 for [0, 1] data, a constant negative value for
-standardised data).
+the image's background: by default its minimum (0 for [0, 1] data, a constant negative value for
+standardised data), its maximum with background="max" for inverted (dark on light) data.
 
 Conventions: rows grow downwards; a positive angle turns the image counterclockwise as shown
 (+90 degrees is np.rot90(image)); a positive shift moves it down and right (np.roll).
@@ -113,8 +113,9 @@ class Augment:
 
     shift: max pixels per axis, uniform in [-shift, shift]; rotate: max degrees; scale: factor
     uniform in [1 - scale, 1 + scale]; elastic_alpha, elastic_sigma: Simard's displacement field
-    (alpha 34, sigma 4 for MNIST in the paper); probability: share of images altered. Returns a
-    new array of x's shape and dtype; x is never modified.
+    (alpha 34, sigma 4 for MNIST in the paper); probability: share of images altered;
+    background: "min" or "max", the value of each image that pixels from outside it take.
+    Returns a new array of x's shape and dtype; x is never modified.
     """
 
     def __init__(
@@ -128,6 +129,7 @@ class Augment:
         elastic_alpha: float = 0.0,
         elastic_sigma: float = 4.0,
         probability: float = 1.0,
+        background: str = "min",
     ) -> None:
         shape = tuple(image_shape)
         if len(shape) != 2 or not all(
@@ -145,6 +147,9 @@ class Augment:
         if self.elastic_sigma == 0:
             raise ConfigError("augment elastic_sigma must be positive, got 0")
         self.probability = _number("probability", probability, 0, 1)
+        if background not in ("min", "max"):
+            raise ConfigError(f"augment background must be 'min' or 'max', got {background!r}")
+        self.background = background
         height, width = self.image_shape
         # alpha rides on the row kernel: the field is alpha * K_rows @ noise @ K_cols.
         self.kernels = (
@@ -199,14 +204,21 @@ class Augment:
             field = kernel_rows @ self._uniform(1.0, (2 * n, height, width), dtype) @ kernel_cols
             rows += field[:n]
             cols += field[n:]
-        fill = images.min(axis=(1, 2))
+        fill = images.min(axis=(1, 2)) if self.background == "min" else images.max(axis=(1, 2))
         return bilinear(images, rows, cols, fill).reshape(n, height * width)
 
 
 def build_augment(
-    params: dict[str, Any], image_shape: tuple[int, int] | None, rng: np.random.Generator
+    params: dict[str, Any],
+    image_shape: tuple[int, int] | None,
+    rng: np.random.Generator,
+    *,
+    background: str = "min",
 ) -> Augment:
-    """An Augment from config keys (a subset of AUGMENT_KEYS) for images of `image_shape`."""
+    """An Augment from config keys (a subset of AUGMENT_KEYS) for images of `image_shape`.
+
+    background comes from the pipeline, not the user: "max" when the images were inverted.
+    """
     unknown = sorted(set(params) - set(AUGMENT_KEYS))
     if unknown:
         raise ConfigError(
@@ -214,7 +226,7 @@ def build_augment(
         )
     if image_shape is None:
         raise ConfigError("augmentation needs images; it cannot follow a pixel subset")
-    return Augment(image_shape, rng, **params)
+    return Augment(image_shape, rng, background=background, **params)
 
 
 def augment_examples(
