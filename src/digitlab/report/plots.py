@@ -178,6 +178,7 @@ def _tile_grid(
     title: str,
     cmap: str,
     symmetric: bool = False,
+    columns: int | None = None,
 ) -> bytes:
     """Tiles in rows of GRID_COLUMNS, each with its own colour scale and a label above it.
 
@@ -186,7 +187,7 @@ def _tile_grid(
     """
     n, height, width = tiles.shape
     strips = width > 2 * height  # feature vectors, not images: fewer, wider tiles
-    columns = min(4 if strips else GRID_COLUMNS, n)
+    columns = min(columns or (4 if strips else GRID_COLUMNS), n)
     rows = -(-n // columns)
     tile_width = 2.8 if strips else 1.4
     tile_height = tile_width * height / width
@@ -359,4 +360,5 @@ def augmentation_plot(images: np.ndarray) -> bytes:
         "original" if i % per_row == 0 else f"variant {i % per_row}" for i in range(len(tiles))
     ]
     colors = ["black" if i % per_row == 0 else "0.35" for i in range(len(tiles))]
-    return _tile_grid(tiles, labels, colors, "augmented training examples", "gray_r")
+    title = "augmented training examples"
+    return _tile_grid(tiles, labels, colors, title, "gray_r", columns=per_row)
