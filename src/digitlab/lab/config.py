@@ -19,12 +19,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from digitlab.core.activations import ACTIVATIONS, check_params
 from digitlab.core.init import INITIALISERS
 from digitlab.core.losses import LOSSES
 from digitlab.core.optim import OPTIMIZERS, SCHEDULES
+from digitlab.data.augment import build_augment
 from digitlab.errors import ConfigError
 from digitlab.lab.plugins import load_plugin
 
@@ -150,6 +152,13 @@ class Config(BaseModel):
             raise ValueError("--data idx needs --data-dir DIR")
         if self.split == "book" and self.data == "digits":
             raise ValueError("--split book cuts MNIST's test set; use holdout with the 8x8 digits")
+        if self.augment and self.per_pixel:
+            raise ValueError("augment moves pixels across per-pixel statistics: drop per_pixel")
+        if self.augment:  # check the keys and values now, not when training starts
+            try:
+                build_augment(self.augment, (1, 1), np.random.default_rng(0))
+            except ConfigError as err:
+                raise ValueError(f"augment: {err}") from None
         if self.batch_ramp is not None and self.batch_ramp > self.batch_size:
             raise ValueError(
                 f"batch_ramp {self.batch_ramp} is larger than batch_size {self.batch_size}"

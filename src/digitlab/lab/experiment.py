@@ -185,7 +185,12 @@ def train_session(
         state=session.state,
         should_stop=should_stop,
         augment=(
-            build_augment(config.augment, prepared.image_shape, session.augment_rng)
+            build_augment(
+                config.augment,
+                prepared.image_shape,
+                session.augment_rng,
+                background="max" if config.invert else "min",  # inverted: the paper is white
+            )
             if config.augment
             else None
         ),

@@ -358,7 +358,10 @@ def _augmentation(page: Page, run: RunFolder) -> None:
         return
     shape = arrays["image_shape"].tolist()
     # drawn afresh from the run's settings with a fixed seed: a picture, not the run's stream
-    augment = build_augment(params, (shape[0], shape[1]), np.random.default_rng(0))
+    background = "max" if run.config.get("invert") else "min"
+    augment = build_augment(
+        params, (shape[0], shape[1]), np.random.default_rng(0), background=background
+    )
     images = arrays["example_images"]
     grid = augment_examples(images, augment, (shape[0], shape[1]), n=min(6, len(images)))
     settings = ", ".join(f"{k} = {v}" for k, v in params.items())
