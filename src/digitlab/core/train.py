@@ -24,28 +24,34 @@ EVAL_CHUNK = 8192  # rows per forward pass in evaluation: bounds memory on big t
 
 @dataclass
 class History:
-    """Per-epoch metrics: each key maps to a list with one value per finished epoch."""
+    """One record (a dict of numbers) per finished epoch; history[key] lists one key's values."""
 
-    metrics: dict[str, list[float]] = field(default_factory=dict)
+    epoch_records: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int | None = None
     stopped_early: bool = False
     interrupted: bool = False
 
     def append(self, record: dict[str, float]) -> None:
-        for key, value in record.items():
-            self.metrics.setdefault(key, []).append(value)
+        self.epoch_records.append(dict(record))
 
     def __getitem__(self, key: str) -> list[float]:
-        return self.metrics[key]
+        """key's value in every epoch (NaN in an epoch that did not record it)."""
+        if not any(key in record for record in self.epoch_records):
+            raise KeyError(key)
+        return [record.get(key, float("nan")) for record in self.epoch_records]
+
+    @property
+    def metrics(self) -> dict[str, list[float]]:
+        keys = dict.fromkeys(key for record in self.epoch_records for key in record)
+        return {key: self[key] for key in keys}
 
     @property
     def epochs(self) -> int:
-        return len(self.metrics.get("epoch", []))
+        return len(self.epoch_records)
 
     def records(self) -> list[dict[str, float]]:
         """One dict per epoch, the form written to history.jsonl."""
-        keys = list(self.metrics)
-        return [{k: self.metrics[k][i] for k in keys} for i in range(self.epochs)]
+        return [dict(record) for record in self.epoch_records]
 
 
 @dataclass

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from digitlab.core.layers import Sequential, build_model
+from digitlab.core.layers import Sequential
 from digitlab.core.optim import Optimizer
 from digitlab.core.train import History, TrainState
-from digitlab.errors import DigitlabError, ModelError
+from digitlab.errors import ModelError
+from digitlab.lab.modelfile import read_npz, rebuild
 from digitlab.lab.runs import write_npz
 
 CHECKPOINT_FILE = "checkpoint.npz"
@@ -94,12 +94,7 @@ def read_checkpoint(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], dic
         path = path / CHECKPOINT_FILE
     if not path.is_file():
         raise ModelError(f"{path}: no checkpoint here (train with --checkpoint-every N)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-        header = json.loads(arrays.pop("checkpoint.json").tobytes().decode())
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError, UnicodeDecodeError) as err:
-        raise ModelError(f"{path}: not a digitlab checkpoint ({err})") from None
+    header, arrays = read_npz(path, "checkpoint.json", "a digitlab checkpoint")
     if header.get("format") != FORMAT or header.get("version") != VERSION:
         raise ModelError(f"{path}: not a digitlab checkpoint (format {header.get('format')!r})")
     return header, arrays
@@ -109,20 +104,7 @@ def restore_session(
     header: dict[str, Any], arrays: dict[str, np.ndarray], optimizer: Optimizer
 ) -> Session:
     """Rebuild the Session a checkpoint holds; `optimizer` is a fresh one of the right kind."""
-    description = header["model"]
-    try:
-        model = build_model(
-            description["layers"],
-            int(description["input_size"]),
-            np.random.default_rng(0),
-            np.dtype(description["dtype"]),
-        )
-        for name, param, _ in model.parameters():
-            param[...] = arrays[f"model/{name}"]
-        for name, buffer in model.buffers():
-            buffer[...] = arrays[f"model/{name}"]
-    except (KeyError, ValueError, DigitlabError) as err:
-        raise ModelError(f"checkpoint does not fit its model description ({err})") from None
+    model = rebuild(header["model"], arrays, "checkpoint", prefix="model/")
     optimizer_state = dict(header["optimizer"])
     optimizer_state["arrays"] = {
         key.removeprefix("optimizer/"): value

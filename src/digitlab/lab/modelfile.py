@@ -37,6 +37,60 @@ def save_model(
     return write_npz(path, arrays)
 
 
+def read_npz(path: Path, header_key: str, what: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The JSON header stored as `header_key` and the other arrays of an .npz file, read with
+    allow_pickle=False; anything else is a one-line ModelError calling the file not `what`."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as err:
+        raise ModelError(f"{path}: not {what} ({_short(err)})") from None
+    if header_key not in arrays:
+        raise ModelError(f"{path}: not {what} (no {header_key} inside)")
+    try:
+        header = json.loads(arrays.pop(header_key).tobytes().decode())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ModelError(f"{path}: not {what} (unreadable {header_key}: {_short(err)})") from None
+    if not isinstance(header, dict):
+        raise ModelError(f"{path}: not {what} ({header_key} is not a table)")
+    return header, arrays
+
+
+def rebuild(
+    description: dict[str, Any], arrays: dict[str, np.ndarray], where: str, prefix: str = ""
+) -> Sequential:
+    """The model a description names, its parameters and buffers set from `arrays`
+    (keys `prefix + name`), each checked for presence, shape, dtype and finiteness."""
+    try:
+        model = build_model(
+            description["layers"],
+            int(description["input_size"]),
+            np.random.default_rng(0),
+            np.dtype(description["dtype"]),
+        )
+    except (ValueError, KeyError, TypeError, DigitlabError) as err:
+        raise ModelError(f"{where}: invalid model description ({_short(err)})") from None
+    expected = {prefix + name: param for name, param, _ in model.parameters()}
+    expected.update((prefix + name, buffer) for name, buffer in model.buffers())
+    given = {key for key in arrays if key.startswith(prefix)}
+    missing, unexpected = sorted(set(expected) - given), sorted(given - set(expected))
+    if missing or unexpected:
+        raise ModelError(
+            f"{where}: arrays do not fit the description (missing {missing}, extra {unexpected})"
+        )
+    for name, param in expected.items():
+        saved = arrays[name]
+        if saved.shape != param.shape or saved.dtype != param.dtype:
+            raise ModelError(
+                f"{where}: array {name} is {saved.dtype}{list(saved.shape)}, "
+                f"the description needs {param.dtype}{list(param.shape)}"
+            )
+        if not np.isfinite(saved).all():
+            raise ModelError(f"{where}: array {name} holds non-finite values")
+        param[...] = saved
+    return model
+
+
 def load_model(path: str | os.PathLike[str]) -> tuple[Sequential, dict[str, Any]]:
     """The model saved at `path` (a model file or a run folder) and its `extra` dict."""
     path = Path(path)
@@ -44,51 +98,15 @@ def load_model(path: str | os.PathLike[str]) -> tuple[Sequential, dict[str, Any]
         path = path / MODEL_FILE
     if not path.is_file():
         raise ModelError(f"{path}: no such model file")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as err:
-        raise ModelError(f"{path}: not a digitlab model file ({_short(err)})") from None
-    if not isinstance(arrays, dict) or "model.json" not in arrays:
-        raise ModelError(f"{path}: not a digitlab model file (no model.json inside)")
-    try:
-        header = json.loads(arrays.pop("model.json").tobytes().decode())
-        if header.get("format") != FORMAT:
-            raise ValueError("wrong format marker")
-        if header.get("version") != VERSION:
-            raise ValueError(f"unsupported version {header.get('version')}")
-        description = header["model"]
-        # a model that uses a user's activation needs the user's plugin file to be rebuilt
-        for plugin in header.get("extra", {}).get("config", {}).get("plugins", []):
-            load_plugin(plugin)
-        model = build_model(
-            description["layers"],
-            int(description["input_size"]),
-            np.random.default_rng(0),
-            np.dtype(description["dtype"]),
-        )
-    except ModelError:
-        raise
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError, DigitlabError) as err:
-        raise ModelError(f"{path}: invalid model description ({_short(err)})") from None
-    expected = {name: param for name, param, _ in model.parameters()}
-    expected.update(model.buffers())
-    missing, unexpected = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
-    if missing or unexpected:
-        raise ModelError(
-            f"{path}: arrays do not fit the description (missing {missing}, extra {unexpected})"
-        )
-    for name, param in expected.items():
-        saved = arrays[name]
-        if saved.shape != param.shape or saved.dtype != param.dtype:
-            raise ModelError(
-                f"{path}: array {name} is {saved.dtype}{list(saved.shape)}, "
-                f"the description needs {param.dtype}{list(param.shape)}"
-            )
-        if not np.isfinite(saved).all():
-            raise ModelError(f"{path}: array {name} holds non-finite values")
-        param[...] = saved
-    return model, header.get("extra", {})
+    header, arrays = read_npz(path, "model.json", "a digitlab model file")
+    if header.get("format") != FORMAT or header.get("version") != VERSION:
+        found = f"{header.get('format')!r} version {header.get('version')!r}"
+        raise ModelError(f"{path}: not a digitlab model file (format {found})")
+    extra = header.get("extra", {})
+    # a model that uses a user's activation needs the user's plugin file to be rebuilt
+    for plugin in extra.get("config", {}).get("plugins", []):
+        load_plugin(plugin)
+    return rebuild(header.get("model", {}), arrays, str(path)), extra
 
 
 def _short(err: BaseException) -> str:
