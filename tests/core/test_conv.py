@@ -165,6 +165,8 @@ def test_conv_pool_dense_gradients(conv_args, pool, rng):
         {"type": "maxpool2d", "size": 2},
         {"type": "maxpool2d", "size": 3, "stride": 2},
         {"type": "maxpool2d", "size": 2, "stride": 1},
+        {"type": "maxpool2d", "size": 2, "stride": 3},  # gaps between the windows
+        {"type": "avgpool2d", "size": [1, 2]},
         {"type": "avgpool2d", "size": 3, "stride": 2},
         {"type": "avgpool2d", "size": 2, "stride": 1},
         {"type": "batchnorm"},
