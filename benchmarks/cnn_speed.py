@@ -2,6 +2,7 @@
 
     pip install -e '.[bench]'
     python benchmarks/cnn_speed.py --data-dir ../shared/data/mnist [--reps 5] [--images 12800]
+        [--threads 2] [--keep-first-input-grad]
 
 The network: Conv 32@3x3 - ReLU - MaxPool 2 - Conv 64@3x3 - ReLU - MaxPool 2 - Flatten -
 Dense 128 - ReLU - Dense 10 (no padding), trained with plain SGD at batch 128 on standardised
@@ -62,7 +63,10 @@ def load_mnist(data_dir: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 class DigitlabCase:
-    def __init__(self, skip_first_input_grad: bool) -> None:
+    def __init__(self, skip_first_input_grad: bool, threads: int) -> None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads, user_api="blas")
         import digitlab as dl
 
         self.dl = dl
@@ -89,11 +93,11 @@ class DigitlabCase:
 
 
 class TorchCase:
-    def __init__(self, skip_first_input_grad: bool) -> None:
+    def __init__(self, skip_first_input_grad: bool, threads: int) -> None:
         import torch
         from torch import nn
 
-        torch.set_num_threads(2)
+        torch.set_num_threads(threads)
         torch.manual_seed(0)
         self.torch = torch
         self.model = nn.Sequential(
@@ -132,20 +136,24 @@ def blas_kernel() -> str:
     )
 
 
-def worker(framework: str, data_dir: str, images: int, skip_first_input_grad: bool) -> None:
+def worker(
+    framework: str, data_dir: str, images: int, skip_first_input_grad: bool, threads: int
+) -> None:
     """A process that holds the data and one model, and trains on a slice when asked.
 
     One worker per framework, so neither framework's idle BLAS or OpenMP threads spin on the
     cores while the other one runs; the parent alternates between them.
     """
-    x, y = load_mnist(data_dir)
+    images_array, labels = load_mnist(data_dir)
+    x: Any = images_array
+    y: Any = labels
     if framework == "torch":
         import torch
 
-        x = torch.from_numpy(x).reshape(-1, 1, 28, 28)
-        y = torch.from_numpy(y.astype(np.int64))
+        x = torch.from_numpy(images_array).reshape(-1, 1, 28, 28)
+        y = torch.from_numpy(labels.astype(np.int64))
     kind = DigitlabCase if framework == "digitlab" else TorchCase
-    case = kind(skip_first_input_grad)
+    case = kind(skip_first_input_grad, threads)
     slices = len(x) // images
     print(json.dumps({"ready": True, "kernel": blas_kernel()}), flush=True)
     for rep, _ in enumerate(sys.stdin):
@@ -166,7 +174,7 @@ class Worker:
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line:
-            sys.exit(f"benchmark worker {self.process.args} died")
+            sys.exit(f"benchmark worker {self.process.args!r} died")
         return json.loads(line)
 
     def train(self) -> tuple[float, float]:
@@ -192,13 +200,15 @@ def main() -> None:
         action="store_true",
         help="let digitlab's first conv compute its (unused) input gradient, as build_model does",
     )
+    parser.add_argument("--threads", type=int, default=2, help="BLAS / PyTorch threads")
     parser.add_argument("--child", choices=["digitlab", "torch"])
     args = parser.parse_args()
     skip = not args.keep_first_input_grad
     if args.child:
-        worker(args.child, args.data_dir, args.images, skip)
+        worker(args.child, args.data_dir, args.images, skip, args.threads)
         return
     common = ["--data-dir", args.data_dir, "--images", str(args.images)]
+    common += ["--threads", str(args.threads)]
     common += [] if skip else ["--keep-first-input-grad"]
     workers = {name: Worker(name, common) for name in ("digitlab", "torch")}
     for w in workers.values():
@@ -222,16 +232,16 @@ def main() -> None:
         f"{platform.python_version()}, NumPy {np.__version__}, PyTorch {torch.__version__}; "
         f"digitlab BLAS: {workers['digitlab'].hello['kernel']}\n\n"
         f"Conv 32@3x3 - ReLU - MaxPool 2 - Conv 64@3x3 - ReLU - MaxPool 2 - Dense 128 - ReLU - "
-        f"Dense 10, float32, SGD, batch {BATCH}. Each repetition trains on {args.images:,} "
-        f"images ({steps} steps); seconds are scaled to a {EPOCH:,}-image epoch. {args.reps} "
-        f"interleaved repetitions after a warm-up; digitlab's first conv "
-        f"{'skips' if skip else 'computes'} its input gradient.\n"
+        f"Dense 10, float32, SGD, batch {BATCH}, {args.threads} threads each. Each repetition "
+        f"trains on {args.images:,} images ({steps} steps); seconds are scaled to a "
+        f"{EPOCH:,}-image epoch. {args.reps} interleaved repetitions after a warm-up; "
+        f"digitlab's first conv {'skips' if skip else 'computes'} its input gradient.\n"
     )
     print("| framework | s per epoch (median / min) | ms per step (median / min) | ratio | loss |")
     print("|---|---|---|---|---|")
     reference = statistics.median(times["torch"])
-    for name, seconds in times.items():
-        median, best = statistics.median(seconds), min(seconds)
+    for name, measured in times.items():
+        median, best = statistics.median(measured), min(measured)
         print(
             f"| {name} | {median * scale:.1f} / {best * scale:.1f} | "
             f"{1e3 * median / steps:.1f} / {1e3 * best / steps:.1f} | "
