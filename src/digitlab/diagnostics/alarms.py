@@ -188,7 +188,8 @@ def overfitting(records: list[dict[str, Any]]) -> list[Finding]:
         )
     ]
     tail = records[best_loss:]
-    rising = len(tail) >= 4 and val_loss[-1] > 1.05 * val_loss[best_loss]
+    # a few noisy epochs are not overfitting: 5 or more epochs past the best, 10% above it
+    rising = len(tail) >= 6 and val_loss[-1] > 1.1 * val_loss[best_loss]
     train_falling = tail[-1]["train_loss"] < tail[0]["train_loss"]
     if rising and train_falling:
         findings.append(
