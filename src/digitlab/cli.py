@@ -40,6 +40,7 @@ from digitlab.lab.experiment import (
 from digitlab.lab.modelfile import load_model
 from digitlab.lab.plugins import load_plugin
 from digitlab.lab.runs import new_run_dir, read_history
+from digitlab.lab.sweep import sweep_command
 from digitlab.report import build_report
 from digitlab.report.command import report_command
 
@@ -518,6 +519,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 app.add_command(report_command)
+app.add_command(sweep_command)
 
 
 if __name__ == "__main__":  # python -m digitlab.cli

@@ -381,3 +381,21 @@ def test_variants_are_ranked_by_validation_and_marked_against_the_best():
     assert [r.verdict for r in rows] == [BEST, WITHIN, WITHIN, WORSE, WORSE, "no results"]
     assert [r.compared_by for r in rows] == ["", "welch", "overlap", "welch", "overlap", ""]
     assert rows[-1].planned == 2 and len(rows[-1].failed) == 1
+
+
+def test_listed_variants_override_the_base_and_are_summarised(tmp_path):
+    spec = parse_sweep(
+        {
+            "name": "listed",
+            "base": {"epochs": 2, "hidden": [16], "lr": 1.0},
+            "variants": [{"activation": "sigmoid"}, {"activation": "relu", "lr": 0.1}],
+        }
+    )
+    assert variants(spec) == [{"activation": "sigmoid"}, {"activation": "relu", "lr": 0.1}]
+    _, trials = plan(spec)
+    assert [t.values["lr"] for t in trials] == [1.0, 0.1]
+    run_sweep(spec, tmp_path, workers=1, console=quiet())
+    rows = list(csv.DictReader((tmp_path / "summary.csv").open()))
+    assert {r["activation"] for r in rows} == {"sigmoid", "relu"}
+    with pytest.raises(ConfigError, match="no \\[grid\\]"):
+        parse_sweep({"grid": {"lr": [1]}, "variants": [{"lr": 2}]})

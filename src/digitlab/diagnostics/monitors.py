@@ -7,8 +7,9 @@ heavier work only on about 20 batches an epoch, so together they cost a few perc
 
 - `<param>.norm` (weights, at the epoch's end), `<param>.grad_norm` and `<param>.update_ratio`
   (|delta w| / |w| of one optimizer step), averaged over the sampled batches;
-- `<activation layer>.mean` / `.std` of its outputs, `.dead` (share of units whose f'(z) is 0
-  on every example of a batch: ReLU units that never fire) and `.saturated` (share of
+- `<activation layer>.mean` / `.std` of its outputs, `.dead` (share of units, or channels of
+  images, whose f'(z) is 0 on every example of a batch: ReLU units that never fire) and
+  `.saturated` (share of
   (example, unit) pairs with 0 < |f'(z)| < 0.01: sigmoid or tanh pinned near 0 or 1);
 - `loss_spikes`: batches whose loss jumped far above its recent trend;
 - `top_class_share` / `top2_class_share`: how concentrated the validation predictions are.
@@ -70,7 +71,9 @@ class LayerStats:
             slope = np.abs(lay.df(z, **lay.fparams))
             self._add(f"{lay.name}.mean", float(a.mean()))
             self._add(f"{lay.name}.std", float(a.std()))
-            units = slope.reshape(slope.shape[0], -1)
+            # a unit is a feature of flat rows, or a channel of images (n, c, h, w): a channel
+            # is dead when it is zero at every position of every example
+            units = np.moveaxis(slope, 1, 0).reshape(slope.shape[1], -1).T
             self._add(f"{lay.name}.dead", float((units == 0).all(axis=0).mean()))
             saturated = (units > 0) & (units < SATURATED)
             self._add(f"{lay.name}.saturated", float(saturated.mean()))

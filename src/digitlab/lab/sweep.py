@@ -16,6 +16,16 @@ A sweep file is TOML (recipes/sweeps/lr_activation.toml is a complete example):
     lr = [0.01, 0.1, 1.0]
     activation = ["relu", "sigmoid", { name = "leaky_relu", slope = 0.1 }]
 
+Options that go together are listed instead of crossed: no [grid], and one table per variant,
+whose keys override [base] for that variant:
+
+    [[variants]]
+    activation = "sigmoid"
+    lr = 1.0
+    [[variants]]
+    activation = "relu"
+    lr = 0.1
+
 A trial is one variant with one seed. Its id is readable and stable: the varied options, the
 seed and a hash of (base, options, seed), e.g. `lr=0.1,activation=relu_s2_5f1c0e9a2b`; its run
 folder is OUT/trials/<id>/ (config.json, history.jsonl, metrics.json, predictions.npz,
@@ -81,7 +91,9 @@ from digitlab.lab.sweep_report import (
     write_summary,
 )
 
-SWEEP_KEYS = ("name", "description", "seeds", "mode", "samples", "sample_seed", "base", "grid")
+SWEEP_KEYS = (
+    "name", "description", "seeds", "mode", "samples", "sample_seed", "base", "grid", "variants",
+)  # fmt: skip
 TRIALS_DIR = "trials"
 LOG_FILE = "trials.jsonl"
 
@@ -109,6 +121,7 @@ class SweepSpec:
     samples: int | None = None
     sample_seed: int = 0
     description: str = ""
+    listed: list[dict[str, Any]] | None = None  # [[variants]]: explicit option sets, no grid
     source: str = "sweep"  # where it came from, for error messages
     folder: Path | None = None  # the sweep file's folder: plugin paths are relative to it
 
@@ -183,6 +196,14 @@ def parse_sweep(
             raise bad(f"grid.{key}", f"value {option_label(duplicate)} appears twice")
         if key in base:
             raise bad(f"grid.{key}", "also set in [base]; set it in one place")
+    listed = table.get("variants")
+    if listed is not None:
+        if grid or not isinstance(listed, list) or not listed:
+            raise bad("variants", "expected a non-empty list of option tables, and no [grid]")
+        if not all(isinstance(v, dict) and v and "seed" not in v for v in listed):
+            raise bad("variants", "each variant is a non-empty table of options (no seed)")
+        if mode != "grid":
+            raise bad("mode", "[[variants]] lists the variants: no random mode")
     description = table.get("description", "")
     return SweepSpec(
         name=name,
@@ -193,6 +214,7 @@ def parse_sweep(
         samples=samples,
         sample_seed=sample_seed,
         description=str(description),
+        listed=[dict(v) for v in listed] if listed is not None else None,
         source=source,
         folder=folder,
     )
@@ -215,6 +237,8 @@ class Trial:
 def variants(spec: SweepSpec) -> list[dict[str, Any]]:
     """The variants' options in grid order (the last key varies fastest); in random mode the
     `samples` drawn without repetition by `sample_seed`, kept in grid order."""
+    if spec.listed is not None:  # explicit variants override [base] keys for themselves
+        return [dict(v) for v in spec.listed]
     keys, sizes = list(spec.grid), [len(v) for v in spec.grid.values()]
     total = math.prod(sizes)
     indices: Sequence[int] = range(total)
@@ -738,7 +762,7 @@ def run_sweep(
             for index, options in enumerate(options_list)
         ]
         rows = summarise(groups)
-        keys = list(spec.grid)
+        keys = list(dict.fromkeys(k for options in options_list for k in options))
         details: dict[str, Any] = {
             "name": spec.name,
             "file": spec.source,
@@ -746,6 +770,7 @@ def run_sweep(
             "mode": spec.mode,
             "base": spec.base,
             "grid": spec.grid,
+            "variants": spec.listed,
         }
         if spec.mode == "random":
             details.update(samples=spec.samples, sample_seed=spec.sample_seed)

@@ -328,7 +328,7 @@ def print_table(console: Console, rows: Sequence[VariantSummary], keys: Sequence
         verdict = row.verdict.removesuffix(" of best")
         table.add_row(
             str(rank) if row.done else "",
-            *(option_label(row.options[k]) for k in keys),
+            *(option_label(row.options.get(k, "")) for k in keys),
             _seeds_text(row),
             _percent(row.mean("val_accuracy"), row.std("val_accuracy"), ""),
             _percent(row.mean("test_accuracy"), row.std("test_accuracy"), ""),
@@ -479,7 +479,7 @@ def summary_html(
     body = []
     for rank, row in enumerate(rows, 1):
         cells = [str(rank) if row.done else ""]
-        cells += [escape(option_label(row.options[k])) for k in keys]
+        cells += [escape(option_label(row.options.get(k, ""))) for k in keys]
         cells += [
             _seeds_text(row),
             _percent(row.mean("val_accuracy"), row.std("val_accuracy")),
