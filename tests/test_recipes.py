@@ -26,3 +26,27 @@ def test_recipe_runs_one_short_epoch(recipe, tmp_path, monkeypatch, mnist_dir):
     result = run(make_config(values), tmp_path)
     assert result.history.epochs == 1
     assert 0 <= result.metrics["test_accuracy"] <= 1
+
+
+SWEEPS = sorted((ROOT / "recipes" / "sweeps").glob("*.toml"))
+
+
+@pytest.mark.parametrize("recipe", SWEEPS, ids=[r.stem for r in SWEEPS])
+def test_sweep_recipe_validates_and_each_variant_runs_a_short_epoch(
+    recipe, tmp_path, monkeypatch, mnist_dir
+):
+    from digitlab.lab.sweep import plan, read_sweep
+
+    monkeypatch.chdir(ROOT)
+    assert "Run: digitlab sweep recipes/sweeps/" in recipe.read_text() or "digitlab sweep" in (
+        recipe.read_text()
+    )
+    options, trials = plan(read_sweep(recipe))  # every trial's config is valid
+    first_seed = [t for t in trials if t.seed == trials[0].seed]
+    assert len(first_seed) == len(options)
+    for number, trial in enumerate(first_seed):
+        values = {**trial.values, "epochs": 1}
+        if values.get("data") == "mnist" and not values.get("train_per_class"):
+            values["train_first"] = min(values.get("train_first") or 2000, 2000)
+        result = run(make_config(values), tmp_path / str(number))
+        assert result.history.epochs == 1
