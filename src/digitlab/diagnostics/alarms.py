@@ -14,6 +14,7 @@ COLLAPSE_SHARE = 0.5  # half of all predictions in one class (of 10 or so) is no
 SATURATED_SHARE = 0.5
 DEAD_SHARE = 0.5
 SPIKES = 3
+SPIKE_SHARE = 0.002  # and more than 0.2% of all batches
 GROWTH = 3.0  # last hidden layer's weight norm over the first's, for nets of 3+ hidden layers
 
 
@@ -152,7 +153,8 @@ def growing_weights(records: list[dict[str, Any]]) -> list[Finding]:
 
 def spikes(records: list[dict[str, Any]]) -> list[Finding]:
     total = int(sum(r.get("loss_spikes", 0) for r in records))
-    if total < SPIKES:
+    batches = sum(r.get("loss_spike_batches", 0) for r in records)
+    if total < SPIKES or total < SPIKE_SHARE * batches:  # a few in thousands of batches is noise
         return []
     worst = max(records, key=lambda r: r.get("loss_spikes", 0))
     return [

@@ -99,13 +99,14 @@ class LayerStats:
 
 
 class LossSpikes:
-    """Counts batches whose loss exceeds 1.5x its running mean and 4 running deviations."""
+    """Counts batches whose loss exceeds 2x its running mean and 6 running deviations."""
 
     def __init__(self, warmup: int = 10, smoothing: float = 0.1) -> None:
         self.warmup, self.smoothing = warmup, smoothing
         self.mean: float | None = None
         self.deviation = 0.0
         self.seen = 0
+        self.counted = 0  # batches seen up to the last epoch's end
         self.spikes = 0
 
     def before_update(self, step: Step) -> None:
@@ -114,7 +115,7 @@ class LossSpikes:
         if self.mean is None:
             self.mean = loss
             return
-        if self.seen > self.warmup and loss > 1.5 * self.mean + 4 * self.deviation:
+        if self.seen > self.warmup and loss > 2 * self.mean + 6 * self.deviation:
             self.spikes += 1
             return  # a spike does not move the trend it is measured against
         self.deviation += self.smoothing * (abs(loss - self.mean) - self.deviation)
@@ -125,7 +126,8 @@ class LossSpikes:
 
     def end_epoch(self, epoch: int, model: Any, validation: Evaluation | None) -> dict[str, float]:
         spikes, self.spikes = self.spikes, 0
-        return {"loss_spikes": float(spikes)}
+        batches, self.counted = self.seen - self.counted, self.seen
+        return {"loss_spikes": float(spikes), "loss_spike_batches": float(batches)}
 
 
 class ClassBalance:
