@@ -75,9 +75,11 @@ def test_loss_spikes_counts_jumps():
             self.loss = loss
 
     spikes = LossSpikes(warmup=5)
-    for loss in [1.0] * 20 + [10.0] + [1.0] * 5 + [12.0]:
+    for loss in [1.0] * 20 + [10.0] + [1.0] * 5 + [12.0] + [1.5, 1.2]:  # 1.5: noise, no spike
         spikes.before_update(FakeStep(loss))
-    assert spikes.end_epoch(0, None, None) == {"loss_spikes": 2.0}
+    assert spikes.end_epoch(0, None, None) == {"loss_spikes": 2.0, "loss_spike_batches": 29.0}
+    spikes.before_update(FakeStep(1.0))
+    assert spikes.end_epoch(1, None, None) == {"loss_spikes": 0.0, "loss_spike_batches": 1.0}
 
 
 def test_class_balance_sees_collapse():
