@@ -154,11 +154,20 @@ def cases(mnist: Path) -> list[Case]:
             "wrong magic number",
             idx_case(
                 test_labels=lambda: gzip.compress(
+                    b"\x12\x34\x08\x01" + idx_bytes(np.arange(20) % 3)[4:]
+                )
+            ),
+            "magic",
+        ),
+        Case(
+            "wrong number of dimensions",
+            idx_case(
+                test_labels=lambda: gzip.compress(
                     b"\x00\x00\x08\x07" + idx_bytes(np.arange(20) % 3)[4:]
                 )
             ),
-            "t10k-labels",
-        ),  # fmt: skip
+            "dimensions",
+        ),
         Case(
             "bad dtype code",
             idx_case(
