@@ -29,7 +29,8 @@ SATURATED = 0.01  # |f'(z)| below this: the unit barely passes a gradient
 def _norm(a: np.ndarray) -> float:
     """Euclidean norm: one BLAS dot product; redone in float64 if float32 overflowed."""
     flat = a.ravel()
-    square = float(np.dot(flat, flat))
+    with np.errstate(over="ignore"):  # a float32 overflow is caught just below and redone
+        square = float(np.dot(flat, flat))
     if not np.isfinite(square) and np.isfinite(flat).all():
         square = float(np.dot(flat.astype(np.float64), flat.astype(np.float64)))
     return float(np.sqrt(square))
