@@ -23,6 +23,7 @@ from digitlab.core.activations import ACTIVATIONS
 from digitlab.core.init import INITIALISERS
 from digitlab.core.losses import LOSSES
 from digitlab.core.optim import OPTIMIZERS, SCHEDULES
+from digitlab.core.train import evaluate
 from digitlab.diagnostics.alarms import Finding, find
 from digitlab.errors import ConfigError, DigitlabError
 from digitlab.lab.checkpoint import read_checkpoint
@@ -455,8 +456,6 @@ def eval_command(model_path: str, data: str | None, data_dir: str | None, split_
     names = ("train", "val", "test") if split_name == "all" else (split_name,)
     for name in names:
         part = getattr(prepared.splits, name)
-        from digitlab.core.train import evaluate
-
         m = summarise(evaluate(model, part.x, part.y, config.loss), part.y, prepared.n_classes)
         low, high = m["accuracy_ci95"]
         console.print(
