@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from digitlab.core.activations import ACTIVATIONS, activation, get_activation, sigmoid
+from digitlab.core.layers import Activation
 from digitlab.diagnostics.gradcheck import check_activation
 from digitlab.errors import ConfigError
 
@@ -108,6 +109,39 @@ def test_planted_wrong_derivatives_fail_the_check(rng):
         assert not check_activation("bad_sigmoid", z).passed
     finally:
         del ACTIVATIONS["bad_relu"], ACTIVATIONS["bad_sigmoid"]
+
+
+def test_a_wrong_derivative_of_the_output_fails_the_check(rng):
+    @activation("bad_tanh")
+    def bad_tanh(z):
+        """tanh, right as f'(z) but with 1 - a as its derivative of the output."""
+        return np.tanh(z)
+
+    @bad_tanh.derivative
+    def _(z):
+        return 1 - np.tanh(z) ** 2
+
+    @bad_tanh.derivative_of_output
+    def _(a):
+        return 1 - a
+
+    try:
+        assert not check_activation("bad_tanh", away_from_kinks(rng)).passed
+    finally:
+        del ACTIVATIONS["bad_tanh"]
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if ACTIVATIONS[n].df_of_output is not None])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_both_derivative_forms_give_the_same_bits(name, dtype, rng):
+    # training reads f' off the output; monitors and the gradient check read f'(z)
+    entry = get_activation(name)
+    z = (rng.standard_normal(1000) * 5).astype(dtype)
+    np.testing.assert_array_equal(entry.df_of_output(entry.f(z)), entry.df(z))
+    layer = Activation(name)
+    dout = rng.standard_normal(1000).astype(dtype)
+    layer.forward(z, training=True)
+    np.testing.assert_array_equal(layer.backward(dout), entry.df(z) * dout)
 
 
 def test_unknown_activation_lists_known():

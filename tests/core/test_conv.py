@@ -173,10 +173,12 @@ def test_conv_pool_dense_gradients(conv_args, pool, rng):
     ],
 )
 def test_input_gradients(lay_spec, rng):
-    # second layer, so build_model leaves its input gradient on; an odd 7 x 5 image
+    # an odd 7 x 5 image; right after the reshape nothing upstream is trained, so the model
+    # switches the input gradient off: switch it on to check it
     model = build(images((2, 7, 5)) + [lay_spec], (2, 7, 5))
     lay = model.layers[1]
-    assert lay.needs_input_grad
+    assert not lay.needs_input_grad
+    lay.needs_input_grad = True
     assert input_gradient_error(lay, rng.standard_normal((3, 2, 7, 5))) < 1e-6
 
 
@@ -274,9 +276,10 @@ def test_forward_backward_keep_dtype(dtype, rng):
         assert logits.dtype == dtype
     model.forward(x, training=True)
     dout = np.ones_like(logits)
-    for lay in reversed(model.layers[1:]):
+    for lay in reversed(model.layers[2:]):
         dout = lay.backward(dout)
         assert dout.dtype == dtype, lay.name
+    assert model.layers[1].backward(dout) is None  # the first conv: parameter gradients only
     for _, p, g in model.parameters():
         assert p.dtype == dtype and g.dtype == dtype
     for _, buffer in model.buffers():
@@ -296,6 +299,7 @@ def test_first_layer_skips_its_input_gradient(rng):
 def test_maxpool_tie_sends_the_gradient_to_the_first_maximum():
     model = build(images((1, 4, 4)) + [{"type": "maxpool2d", "size": 2}], (1, 4, 4))
     pool = model.layers[1]
+    pool.needs_input_grad = True  # off after the data's reshape: nothing upstream is trained
     x = np.ones((1, 1, 4, 4))
     x[0, 0, 3, 3] = 2.0
     pool.forward(x, training=True)

@@ -85,3 +85,16 @@ def test_graph_model_saves_and_loads(rng, tmp_path):
     loaded, _ = load_model(save_model(model, tmp_path / "graph.npz"))
     x = rng.standard_normal((5, 6)).astype(np.float32)
     np.testing.assert_array_equal(loaded.forward(x), model.forward(x))
+
+
+def test_input_gradients_only_below_a_parameter():
+    # the data's reshape and the first conv need no input gradient; the pool after it does
+    spec = [
+        {"type": "reshape", "shape": [1, 6, 6]},
+        {"type": "conv2d", "filters": 2, "kernel_size": 3, "padding": 1},
+        {"type": "maxpool2d", "size": 2},
+        {"type": "flatten"},
+        {"type": "dense", "units": 3},
+    ]
+    model = build_model(spec, 36, np.random.default_rng(0))
+    assert [lay.needs_input_grad for lay in model.layers] == [False, False, True, True, True]

@@ -17,6 +17,10 @@ activation is one decorated function pair, here or in a user's own file:
 Keyword parameters (leaky_relu's slope, elu's alpha) are keyword arguments of both functions
 with defaults; a config names them beside the activation's name. Every function returns an array
 of z's dtype.
+
+Optionally, where f' is cheaper from the output a = f(z), as for sigmoid (a (1 - a)), that form
+can be registered too, with `@<f>.derivative_of_output`; training then uses it, while the
+monitors and the gradient check still read f'(z), and the check compares the two forms.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class ActivationEntry:
     df: ArrayFn | None
     init: str
     doc: str
+    df_of_output: ArrayFn | None = None  # f' as a function of a = f(z), where that is cheaper
 
     def params(self) -> dict[str, Any]:
         """The keyword parameters of f with their defaults."""
@@ -69,6 +74,10 @@ class _Registered:
 
     def derivative(self, df: ArrayFn) -> ArrayFn:
         ACTIVATIONS[self.name] = replace(ACTIVATIONS[self.name], df=df)
+        return df
+
+    def derivative_of_output(self, df: ArrayFn) -> ArrayFn:
+        ACTIVATIONS[self.name] = replace(ACTIVATIONS[self.name], df_of_output=df)
         return df
 
 
@@ -136,8 +145,12 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
 
 @sigmoid.derivative
 def _sigmoid_derivative(z: np.ndarray) -> np.ndarray:
-    s = sigmoid(z)
-    ds = 1 - s
+    return _sigmoid_derivative_of_output(sigmoid(z))
+
+
+@sigmoid.derivative_of_output
+def _sigmoid_derivative_of_output(s: np.ndarray) -> np.ndarray:
+    ds = 1 - s  # training takes this form: it saves computing sigmoid(z) a second time
     ds *= s
     return ds
 
@@ -150,8 +163,14 @@ def tanh(z: np.ndarray) -> np.ndarray:
 
 @tanh.derivative
 def _tanh_derivative(z: np.ndarray) -> np.ndarray:
-    t = np.tanh(z)
-    return 1 - t * t
+    return _tanh_derivative_of_output(np.tanh(z))
+
+
+@tanh.derivative_of_output
+def _tanh_derivative_of_output(t: np.ndarray) -> np.ndarray:
+    dt = t * t
+    np.subtract(1, dt, out=dt)
+    return dt
 
 
 @activation("relu", init="he")

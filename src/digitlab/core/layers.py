@@ -108,19 +108,30 @@ class Activation:
         self.name = name
         self.activation = name
         self.f, self.df, self.fparams = entry.f, entry.df, params
+        self.df_of_output = entry.df_of_output
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.needs_input_grad = True
-        self.z: np.ndarray | None = None  # kept after forward: monitors read f'(z) from it
+        # kept after a training forward, for backward and for the monitors (references only:
+        # the next layer keeps a as its input anyway)
+        self.z: np.ndarray | None = None
+        self.a: np.ndarray | None = None
 
     def forward(self, z: np.ndarray, training: bool) -> np.ndarray:
+        a = self.f(z, **self.fparams)
         if training:
-            self.z = z
-        return self.f(z, **self.fparams)
+            self.z, self.a = z, a
+        return a
+
+    def slope(self) -> np.ndarray:
+        """f'(z) of the last training batch, read off the output where that is cheaper."""
+        assert self.z is not None and self.df is not None, "no training forward yet"
+        if self.a is not None and self.df_of_output is not None:
+            return self.df_of_output(self.a, **self.fparams)
+        return self.df(self.z, **self.fparams)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        assert self.z is not None and self.df is not None, "backward before a training forward"
-        dz = self.df(self.z, **self.fparams)
+        dz = self.slope()
         dz *= dout
         return dz
 

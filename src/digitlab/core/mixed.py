@@ -18,18 +18,16 @@ from typing import Any
 import numpy as np
 
 from digitlab.core.activations import ActivationEntry, check_params, get_activation
-from digitlab.core.layers import Shape, layer
+from digitlab.core.layers import Activation, Shape, layer
 from digitlab.errors import ConfigError
 
 
-class Group:
+class Group(Activation):
     """The units of one activation in a mixed layer: what monitors read as if it were a layer."""
 
     def __init__(self, entry: ActivationEntry, params: dict[str, Any], units: np.ndarray):
-        self.activation = entry.name
-        self.f, self.df, self.fparams = entry.f, entry.df, params
+        super().__init__(entry.name, **params)
         self.units = units  # column indices
-        self.z: np.ndarray | None = None
         self.name = ""
 
 
@@ -47,16 +45,15 @@ class MixedActivation:
         a = np.empty_like(z)
         for group in self.groups:
             zg = z[:, group.units]
+            a[:, group.units] = ag = group.f(zg, **group.fparams)
             if training:
-                group.z = zg
-            a[:, group.units] = group.f(zg, **group.fparams)
+                group.z, group.a = zg, ag
         return a
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         dz = np.empty_like(dout)
         for group in self.groups:
-            assert group.z is not None and group.df is not None, "backward before forward"
-            dz[:, group.units] = dout[:, group.units] * group.df(group.z, **group.fparams)
+            dz[:, group.units] = dout[:, group.units] * group.slope()
         return dz
 
     @property

@@ -57,8 +57,14 @@ class Model:
         self.dtype = np.dtype(dtype)
         self.output_shape = output_shape
         self.output = nodes[-1].name if nodes else INPUT
-        for node in nodes:  # nothing needs the gradient of the data itself
-            node.layer.needs_input_grad = any(name != INPUT for name in node.inputs)
+        # a layer needs the gradient of its input only if some parameter lies upstream:
+        # nothing needs the gradient of the data itself, nor of a reshape of it
+        trained: set[str] = set()
+        for node in nodes:
+            node.layer.needs_input_grad = any(name in trained for name in node.inputs)
+            if node.layer.needs_input_grad or node.layer.params:
+                trained.add(node.name)
+        self._trained = trained
         self._uses = {node.name: 0 for node in nodes}
         for node in nodes:
             for name in node.inputs:
@@ -84,7 +90,7 @@ class Model:
         grads: dict[str, np.ndarray] = {self.output: dout}
         for node in reversed(self.nodes):
             grad = grads.pop(node.name, None)
-            if grad is None:
+            if grad is None or node.name not in self._trained:
                 continue
             din = node.layer.backward(grad)
             if din is None:

@@ -41,12 +41,17 @@ class GradientResult:
 
 
 def check_activation(name: str, z: np.ndarray, **params: Any) -> GradientResult:
-    """f'(z) of a registered activation against (f(z + h) - f(z - h)) / 2h, in float64."""
+    """f'(z) of a registered activation against (f(z + h) - f(z - h)) / 2h, in float64; where
+    f' is also registered as a function of the output, the worse of the two forms."""
     entry = get_activation(name)
     assert entry.df is not None
     z = np.asarray(z, dtype=np.float64)
     numeric = (entry.f(z + STEP, **params) - entry.f(z - STEP, **params)) / (2 * STEP)
-    return GradientResult(f"activation {name}", relative_error(entry.df(z, **params), numeric))
+    error = relative_error(entry.df(z, **params), numeric)
+    if entry.df_of_output is not None:
+        of_output = entry.df_of_output(entry.f(z, **params), **params)
+        error = max(error, relative_error(of_output, numeric))
+    return GradientResult(f"activation {name}", error)
 
 
 def check_loss(name: str, logits: np.ndarray, y: np.ndarray) -> GradientResult:

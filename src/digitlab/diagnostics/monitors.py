@@ -65,11 +65,10 @@ class LayerStats:
                 self._before[name] = param.copy()
         units = (unit for lay in step.model.layers for unit in getattr(lay, "groups", [lay]))
         for lay in units:  # an activation layer, or one activation group of a mixed layer
-            z = getattr(lay, "z", None)
-            if z is None or getattr(lay, "df", None) is None:
+            a = getattr(lay, "a", None)
+            if a is None:
                 continue
-            a = lay.f(z, **lay.fparams)
-            slope = np.abs(lay.df(z, **lay.fparams))
+            slope = np.abs(lay.slope())
             self._add(f"{lay.name}.mean", float(a.mean()))
             self._add(f"{lay.name}.std", float(a.std()))
             # a unit is a feature of flat rows, or a channel of images (n, c, h, w): a channel
