@@ -2,11 +2,12 @@
 
     pip install -e '.[bench]'
     python benchmarks/cnn_speed.py --data-dir ../shared/data/mnist [--reps 5] [--images 12800]
-        [--threads 2] [--keep-first-input-grad]
+        [--threads 2]
 
 The network: Conv 32@3x3 - ReLU - MaxPool 2 - Conv 64@3x3 - ReLU - MaxPool 2 - Flatten -
 Dense 128 - ReLU - Dense 10 (no padding), trained with plain SGD at batch 128 on standardised
-MNIST. digitlab goes through its public API (`build_model`, `fit`); PyTorch is the usual
+MNIST. digitlab goes through its public API (`build_model`, `fit`), with its default monitors
+on as `digitlab train` runs; PyTorch is the usual
 nn.Sequential and optimizer loop over tensors in memory. A full epoch of this model takes ten
 seconds or more, so each repetition trains on `--images` training images (12,800 = 100 batches
 by default; repetition k takes the k-th such slice) and the time is scaled to a 60,000-image
@@ -18,20 +19,17 @@ alike; the table gives the median and the min.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import time
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from workers import DEFAULT_DATA, Worker, blas_kernel, load_mnist, serve
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
+FRAMEWORKS = ("digitlab", "torch")
 EPOCH = 60_000
 BATCH = 128
 LEARNING_RATE = 0.05
@@ -51,19 +49,8 @@ SPEC: list[dict[str, Any]] = [
 ]
 
 
-def load_mnist(data_dir: str) -> tuple[np.ndarray, np.ndarray]:
-    """Standardised float32 MNIST training images (n, 784) and labels."""
-    from digitlab.data import build_pipeline, load_idx_folder
-
-    dataset = load_idx_folder(data_dir)
-    pipeline = build_pipeline(
-        max_value=dataset.max_value, image_shape=dataset.image_shape, standardize=True
-    )
-    return pipeline.fit_transform(dataset.x_train), dataset.y_train
-
-
 class DigitlabCase:
-    def __init__(self, skip_first_input_grad: bool, threads: int) -> None:
+    def __init__(self, threads: int) -> None:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(threads, user_api="blas")
@@ -72,14 +59,8 @@ class DigitlabCase:
         self.dl = dl
         self.rng = np.random.default_rng(0)
         self.model = dl.build_model(SPEC, 784, self.rng)
-        if skip_first_input_grad:
-            # build_model switches off the input gradient of the first layer only, here the
-            # reshape; nothing before the first layer with parameters needs one either.
-            for lay in self.model.layers:
-                lay.needs_input_grad = False
-                if lay.params:
-                    break
         self.optimizer = dl.get_optimizer("sgd", LEARNING_RATE)
+        self.monitors = dl.default_monitors()
 
     def train(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         dl = self.dl
@@ -87,13 +68,13 @@ class DigitlabCase:
         history = dl.fit(
             self.model, x, y, self.optimizer, epochs=1, rng=self.rng,
             batch_size=dl.batch_size_schedule(BATCH),
-            learning_rate=dl.get_schedule("constant", LEARNING_RATE, 1),
+            learning_rate=dl.get_schedule("constant", LEARNING_RATE, 1), monitors=self.monitors,
         )  # fmt: skip
         return time.perf_counter() - started, history["train_loss"][-1]
 
 
 class TorchCase:
-    def __init__(self, skip_first_input_grad: bool, threads: int) -> None:
+    def __init__(self, threads: int) -> None:
         import torch
         from torch import nn
 
@@ -123,28 +104,9 @@ class TorchCase:
         return time.perf_counter() - started, total / len(x)
 
 
-def blas_kernel() -> str:
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "unknown (pip install threadpoolctl)"
-    infos = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    return ", ".join(
-        f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} "
-        f"{i.get('num_threads')} threads"
-        for i in infos
-    )
-
-
-def worker(
-    framework: str, data_dir: str, images: int, skip_first_input_grad: bool, threads: int
-) -> None:
-    """A process that holds the data and one model, and trains on a slice when asked.
-
-    One worker per framework, so neither framework's idle BLAS or OpenMP threads spin on the
-    cores while the other one runs; the parent alternates between them.
-    """
-    images_array, labels = load_mnist(data_dir)
+def worker(framework: str, data_dir: str, images: int, threads: int) -> None:
+    """A process that holds the data and one model, and trains on the next slice when asked."""
+    images_array, labels, _, _ = load_mnist(data_dir)
     x: Any = images_array
     y: Any = labels
     if framework == "torch":
@@ -152,72 +114,40 @@ def worker(
 
         x = torch.from_numpy(images_array).reshape(-1, 1, 28, 28)
         y = torch.from_numpy(labels.astype(np.int64))
-    kind = DigitlabCase if framework == "digitlab" else TorchCase
-    case = kind(skip_first_input_grad, threads)
+    case = (DigitlabCase if framework == "digitlab" else TorchCase)(threads)
     slices = len(x) // images
-    print(json.dumps({"ready": True, "kernel": blas_kernel()}), flush=True)
-    for rep, _ in enumerate(sys.stdin):
-        start = (rep % slices) * images
-        seconds, loss = case.train(x[start : start + images], y[start : start + images])
-        print(json.dumps([seconds, loss]), flush=True)
+    done = 0
 
+    def train(_: Any) -> tuple[float, float]:
+        nonlocal done
+        start = (done % slices) * images
+        done += 1
+        return case.train(x[start : start + images], y[start : start + images])
 
-class Worker:
-    def __init__(self, framework: str, args: list[str]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, "--child", framework, *args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        self.hello = self._read()
-
-    def _read(self) -> Any:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            sys.exit(f"benchmark worker {self.process.args!r} died")
-        return json.loads(line)
-
-    def train(self) -> tuple[float, float]:
-        assert self.process.stdin is not None
-        self.process.stdin.write("train\n")
-        self.process.stdin.flush()
-        seconds, loss = self._read()
-        return seconds, loss
-
-    def close(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        self.process.wait()
+    serve({"train": train}, {"kernel": blas_kernel()})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(DEFAULT_DATA.resolve()))
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA))
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--images", type=int, default=12_800, help="training images per rep")
-    parser.add_argument(
-        "--keep-first-input-grad",
-        action="store_true",
-        help="let digitlab's first conv compute its (unused) input gradient, as build_model does",
-    )
     parser.add_argument("--threads", type=int, default=2, help="BLAS / PyTorch threads")
-    parser.add_argument("--child", choices=["digitlab", "torch"])
+    parser.add_argument("--child", choices=FRAMEWORKS)
     args = parser.parse_args()
-    skip = not args.keep_first_input_grad
     if args.child:
-        worker(args.child, args.data_dir, args.images, skip, args.threads)
+        worker(args.child, args.data_dir, args.images, args.threads)
         return
     common = ["--data-dir", args.data_dir, "--images", str(args.images)]
     common += ["--threads", str(args.threads)]
-    common += [] if skip else ["--keep-first-input-grad"]
-    workers = {name: Worker(name, common) for name in ("digitlab", "torch")}
+    workers = {name: Worker(__file__, [name, *common]) for name in FRAMEWORKS}
     for w in workers.values():
-        w.train()  # warm-up: allocations, thread start, first-touch page faults
+        w.ask("train")  # warm-up: allocations, thread start, first-touch page faults
     times: dict[str, list[float]] = {name: [] for name in workers}
     losses: dict[str, float] = {}
     for _ in range(args.reps):
         for name, w in workers.items():
-            seconds, losses[name] = w.train()
+            seconds, losses[name] = w.ask("train")
             times[name].append(seconds)
     for w in workers.values():
         w.close()
@@ -234,8 +164,7 @@ def main() -> None:
         f"Conv 32@3x3 - ReLU - MaxPool 2 - Conv 64@3x3 - ReLU - MaxPool 2 - Dense 128 - ReLU - "
         f"Dense 10, float32, SGD, batch {BATCH}, {args.threads} threads each. Each repetition "
         f"trains on {args.images:,} images ({steps} steps); seconds are scaled to a "
-        f"{EPOCH:,}-image epoch. {args.reps} interleaved repetitions after a warm-up; "
-        f"digitlab's first conv {'skips' if skip else 'computes'} its input gradient.\n"
+        f"{EPOCH:,}-image epoch. {args.reps} interleaved repetitions after a warm-up.\n"
     )
     print("| framework | s per epoch (median / min) | ms per step (median / min) | ratio | loss |")
     print("|---|---|---|---|---|")

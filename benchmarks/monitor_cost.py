@@ -10,14 +10,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
+from workers import DEFAULT_DATA, load_mnist
 
 import digitlab as dl
 from digitlab.diagnostics.monitors import default_monitors
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
 CASES = [
     ("784-100-10 sigmoid sgd b32", [100], "sigmoid", "sgd", 0.1, 32),
     ("784-100-10 sigmoid sgd b128", [100], "sigmoid", "sgd", 0.1, 128),
@@ -39,15 +38,10 @@ def epoch_seconds(model, optimizer, x, y, x_val, y_val, batch, lr, monitors) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(DEFAULT_DATA.resolve()))
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA))
     parser.add_argument("--reps", type=int, default=5)
     options = parser.parse_args()
-    dataset = dl.load_dataset("idx", data_dir=options.data_dir)
-    pipeline = dl.build_pipeline(
-        max_value=dataset.max_value, image_shape=dataset.image_shape, standardize=True
-    )
-    x, y = pipeline.fit_transform(dataset.x_train), dataset.y_train
-    x_val, y_val = pipeline(dataset.x_test), dataset.y_test
+    x, y, x_val, y_val = load_mnist(options.data_dir)
     print("| case | without monitors s (median) | with monitors s (median) | overhead |")
     print("|---|---|---|---|")
     for name, hidden, activation, optimizer_name, lr, batch in CASES:

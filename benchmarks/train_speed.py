@@ -3,14 +3,16 @@
     pip install -e '.[bench]'
     python benchmarks/train_speed.py --data-dir ../shared/data/mnist [--reps 5] [--quick]
 
-For each case the two frameworks train one epoch in turn, `reps` times (interleaved, so drift
-in machine load hits both alike); the table gives median and min seconds per epoch, the ratio
-digitlab / PyTorch of the medians, the matrix-multiply GFLOP/s actually achieved (forward, weight
-gradients and input gradients except for the first layer), the machine's float32 matmul peak
-measured in the same run and the share of it. Every case runs twice: with the BLAS environment
-as it is, and with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (this command only), each in its
-own child process, with the BLAS kernel in use reported by threadpoolctl. Peak resident memory
-of training is measured in separate child processes, one per framework.
+digitlab trains through its public API (`build_model`, `fit`) with its default monitors on, as
+`digitlab train` runs; PyTorch is the usual nn.Sequential and optimizer loop over tensors in
+memory. For each case the two frameworks train one epoch in turn, `reps` times (interleaved, so
+drift in machine load hits both alike); the table gives median and min seconds per epoch, the
+ratio digitlab / PyTorch of the medians, the matrix-multiply GFLOP/s actually achieved (forward,
+weight gradients and input gradients except for the first layer), the machine's float32 matmul
+peak measured in the same run and the share of it. Every case runs twice: with the BLAS
+environment as it is, and with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (this command
+only), each in its own child process, with the BLAS kernel in use reported by threadpoolctl.
+Peak resident memory of training is measured in separate child processes, one per framework.
 """
 
 from __future__ import annotations
@@ -25,13 +27,12 @@ import subprocess
 import sys
 import time
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from workers import DEFAULT_DATA, Worker, blas_kernel, load_mnist, serve
 
 BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
 
 # name, hidden sizes, activation, optimizer, learning rate, batch size
 CASES = [
@@ -43,18 +44,7 @@ CASES = [
     ("784-256-128-64-10 relu adam b128", [256, 128, 64], "relu", "adam", 0.001, 128),
 ]
 INFERENCE = ("inference 10,000 test images (784-100-10)", [100], "sigmoid")
-
-
-def load_mnist(data_dir: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Standardised float32 MNIST through digitlab's own loader and pipeline."""
-    from digitlab.data import build_pipeline, load_idx_folder
-
-    dataset = load_idx_folder(data_dir)
-    pipeline = build_pipeline(
-        max_value=dataset.max_value, image_shape=dataset.image_shape, standardize=True
-    )
-    x_train = pipeline.fit_transform(dataset.x_train)
-    return x_train, dataset.y_train, pipeline(dataset.x_test), dataset.y_test
+FRAMEWORKS = ("digitlab", "torch")
 
 
 def matmul_flops(sizes: list[int], n: int, training: bool) -> float:
@@ -86,6 +76,7 @@ class DigitlabCase:
         self.rng = np.random.default_rng(0)
         self.model = dl.build_model(dl.mlp_spec(hidden, 10, activation), 784, self.rng)
         self.optimizer = dl.get_optimizer(optimizer, lr)
+        self.monitors = dl.default_monitors()  # on, as in `digitlab train`
         self.batch, self.lr = batch, lr
 
     def epoch(self, x: np.ndarray, y: np.ndarray) -> float:
@@ -94,7 +85,7 @@ class DigitlabCase:
         dl.fit(
             self.model, x, y, self.optimizer, epochs=1, rng=self.rng,
             batch_size=dl.batch_size_schedule(self.batch),
-            learning_rate=dl.get_schedule("constant", self.lr, 1),
+            learning_rate=dl.get_schedule("constant", self.lr, 1), monitors=self.monitors,
         )  # fmt: skip
         return time.perf_counter() - started
 
@@ -151,25 +142,8 @@ class TorchCase:
         return time.perf_counter() - started
 
 
-def blas_kernel() -> str:
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "unknown (pip install threadpoolctl)"
-    infos = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    return ", ".join(
-        f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} "
-        f"{i.get('num_threads')} threads"
-        for i in infos
-    )
-
-
 def worker(framework: str, data_dir: str, quick: bool) -> None:
-    """A process that holds the data for one framework and times what stdin asks for.
-
-    One worker per framework, so neither framework's idle BLAS or OpenMP threads spin on the
-    cores while the other one runs; the parent alternates between them.
-    """
+    """A process that holds the data for one framework and times what the parent asks for."""
     x, y, x_test, y_test = load_mnist(data_dir)
     if quick:
         x, y = x[:12000], y[:12000]
@@ -179,51 +153,23 @@ def worker(framework: str, data_dir: str, quick: bool) -> None:
         x, y, x_test, y_test = (torch.from_numpy(a) for a in (x, y, x_test, y_test))
     kind = DigitlabCase if framework == "digitlab" else TorchCase
     case: Any = None
-    print(json.dumps({"ready": True, "n_train": len(x), "kernel": blas_kernel()}), flush=True)
-    for line in sys.stdin:
-        command = json.loads(line)
-        if command["do"] == "setup":
-            case = kind(*command["args"])
-            answer: Any = None
-        elif command["do"] == "epoch":
-            answer = case.epoch(x, y)
-        elif command["do"] == "infer":
-            answer = case.infer(x_test, y_test)
-        elif command["do"] == "peak":
-            answer = matmul_peak()
-        print(json.dumps(answer), flush=True)
 
+    def setup(args: list[Any]) -> None:
+        nonlocal case
+        case = kind(*args)
 
-class Worker:
-    def __init__(self, framework: str, args: list[str], env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, "--child", f"worker-{framework}", *args],
-            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        self.hello = self._read()
-
-    def _read(self) -> Any:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            sys.exit(f"benchmark worker {self.process.args} died")
-        return json.loads(line)
-
-    def ask(self, do: str, args: Any = None) -> Any:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps({"do": do, "args": args}) + "\n")
-        self.process.stdin.flush()
-        return self._read()
-
-    def close(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        self.process.wait()
+    handlers = {
+        "setup": setup,
+        "epoch": lambda _: case.epoch(x, y),
+        "infer": lambda _: case.infer(x_test, y_test),
+        "peak": lambda _: matmul_peak(),
+    }
+    serve(handlers, {"n_train": len(x), "kernel": blas_kernel()})
 
 
 def speed_run(args: list[str], env: dict[str, str], reps: int) -> dict[str, Any]:
     """Every case, the two frameworks' epochs alternating, in one BLAS environment."""
-    ours, theirs = Worker("digitlab", args, env), Worker("torch", args, env)
+    ours, theirs = (Worker(__file__, [f"worker-{name}", *args], env) for name in FRAMEWORKS)
     peak = ours.ask("peak")
     rows = []
     for name, hidden, activation, optimizer, lr, batch in CASES:
@@ -305,7 +251,7 @@ def table(result: dict[str, Any], title: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(DEFAULT_DATA.resolve()))
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA))
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="12,000 training images, 2 reps")
     children = ["worker-digitlab", "worker-torch", "memory-digitlab", "memory-torch"]

@@ -16,6 +16,7 @@ from digitlab.core.optim import (
 )
 from digitlab.core.train import Evaluation, History, evaluate, fit
 from digitlab.data import build_pipeline, load_dataset, make_splits
+from digitlab.diagnostics.monitors import default_monitors
 from digitlab.errors import ConfigError, DataError, DigitlabError, ModelError, NumericError
 from digitlab.lab.config import Config, make_config
 from digitlab.lab.experiment import Prepared, prepare_data, train_config
@@ -41,6 +42,7 @@ __all__ = [
     "batch_size_schedule",
     "build_model",
     "build_pipeline",
+    "default_monitors",
     "evaluate",
     "fit",
     "get_optimizer",

@@ -1,0 +1,84 @@
+"""What the speed benchmarks share: MNIST through digitlab's own loader, the BLAS kernel in
+use, and worker processes.
+
+Each framework lives in its own persistent worker process (the benchmark script run again with
+`--child ...`), which holds the data and one model and answers JSON commands on stdin, one line
+each, so that neither framework's idle BLAS or OpenMP threads spin on the cores while the other
+one runs; the parent alternates between the workers.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DEFAULT_DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist").resolve()
+
+
+def load_mnist(data_dir: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Standardised float32 MNIST (train images, labels, test images, labels)."""
+    from digitlab.data import build_pipeline, load_idx_folder
+
+    dataset = load_idx_folder(data_dir)
+    pipeline = build_pipeline(
+        max_value=dataset.max_value, image_shape=dataset.image_shape, standardize=True
+    )
+    x_train = pipeline.fit_transform(dataset.x_train)
+    return x_train, dataset.y_train, pipeline(dataset.x_test), dataset.y_test
+
+
+def blas_kernel() -> str:
+    """The BLAS library, version, kernel and thread count NumPy uses, per threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (pip install threadpoolctl)"
+    infos = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    return ", ".join(
+        f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} "
+        f"{i.get('num_threads')} threads"
+        for i in infos
+    )
+
+
+def serve(handlers: dict[str, Callable[[Any], Any]], hello: dict[str, Any]) -> None:
+    """The worker's side: say hello, then answer {"do": name, "args": ...} lines until EOF."""
+    print(json.dumps({"ready": True, **hello}), flush=True)
+    for line in sys.stdin:
+        command = json.loads(line)
+        print(json.dumps(handlers[command["do"]](command["args"])), flush=True)
+
+
+class Worker:
+    """The parent's side: a child process running `script --child ...` under `env`."""
+
+    def __init__(self, script: str, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, script, "--child", *args],
+            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.hello = self._read()
+
+    def _read(self) -> Any:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            sys.exit(f"benchmark worker {self.process.args} died")
+        return json.loads(line)
+
+    def ask(self, do: str, args: Any = None) -> Any:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps({"do": do, "args": args}) + "\n")
+        self.process.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait()
