@@ -2,6 +2,7 @@
 
     pip install -e '.[bench]'
     python benchmarks/train_speed.py --data-dir ../shared/data/mnist [--reps 5] [--quick]
+        [--cases b1000]
 
 digitlab trains through its public API (`build_model`, `fit`) with its default monitors on, as
 `digitlab train` runs; PyTorch is the usual nn.Sequential and optimizer loop over tensors in
@@ -167,12 +168,15 @@ def worker(framework: str, data_dir: str, quick: bool) -> None:
     serve(handlers, {"n_train": len(x), "kernel": blas_kernel()})
 
 
-def speed_run(args: list[str], env: dict[str, str], reps: int) -> dict[str, Any]:
-    """Every case, the two frameworks' epochs alternating, in one BLAS environment."""
+def speed_run(args: list[str], env: dict[str, str], reps: int, only: str) -> dict[str, Any]:
+    """Every case (whose name contains `only`), the two frameworks' epochs alternating, in one
+    BLAS environment."""
     ours, theirs = (Worker(__file__, [f"worker-{name}", *args], env) for name in FRAMEWORKS)
     peak = ours.ask("peak")
     rows = []
     for name, hidden, activation, optimizer, lr, batch in CASES:
+        if only not in name:
+            continue
         times: dict[str, list[float]] = {"digitlab": [], "torch": []}
         for worker in (ours, theirs):
             worker.ask("setup", [hidden, activation, optimizer, lr, batch])
@@ -183,14 +187,16 @@ def speed_run(args: list[str], env: dict[str, str], reps: int) -> dict[str, Any]
         flops = matmul_flops([784, *hidden, 10], ours.hello["n_train"], training=True)
         rows.append({"case": name, "flops": flops, **times})
     name, hidden, activation = INFERENCE
-    times = {"digitlab": [], "torch": []}
-    for worker in (ours, theirs):
-        worker.ask("setup", [hidden, activation, "sgd", 0.1, 128])
-        worker.ask("infer")
-    for _ in range(reps * 4):
-        times["digitlab"].append(ours.ask("infer"))
-        times["torch"].append(theirs.ask("infer"))
-    rows.append({"case": name, "flops": matmul_flops([784, *hidden, 10], 10000, False), **times})
+    if only in name:
+        times = {"digitlab": [], "torch": []}
+        for worker in (ours, theirs):
+            worker.ask("setup", [hidden, activation, "sgd", 0.1, 128])
+            worker.ask("infer")
+        for _ in range(reps * 4):
+            times["digitlab"].append(ours.ask("infer"))
+            times["torch"].append(theirs.ask("infer"))
+        flops = matmul_flops([784, *hidden, 10], 10000, training=False)
+        rows.append({"case": name, "flops": flops, **times})
     result = {
         "rows": rows,
         "peak": peak,
@@ -254,6 +260,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA))
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="12,000 training images, 2 reps")
+    parser.add_argument("--cases", default="", help="only the cases whose name contains this")
     children = ["worker-digitlab", "worker-torch", "memory-digitlab", "memory-torch"]
     parser.add_argument("--child", choices=children)
     args = parser.parse_args()
@@ -274,9 +281,9 @@ def main() -> None:
         f"{os.cpu_count()} cores, Python {platform.python_version()}, NumPy {np.__version__}, "
         f"PyTorch {torch.__version__}; {reps} interleaved repetitions per case\n"
     )
-    print(table(speed_run(common, as_is, reps), "BLAS environment as it is"))
+    print(table(speed_run(common, as_is, reps, args.cases), "BLAS environment as it is"))
     print()
-    print(table(speed_run(common, unset, reps), "OPENBLAS_CORETYPE/L2_SIZE unset"))
+    print(table(speed_run(common, unset, reps, args.cases), "OPENBLAS_CORETYPE/L2_SIZE unset"))
     print("\n### Peak resident memory (load MNIST + one training epoch, 784-100-10, batch 128)\n")
     print("| framework | peak RSS | float32 training set | ratio |\n|---|---|---|---|")
     for framework in ("digitlab", "torch"):

@@ -242,7 +242,7 @@ def fit(
         for start in range(state.batch * size, len(x), size):
             idx = state.order[start : start + size]
             number = state.batch + 1
-            xb, yb = x[idx], y[idx]
+            xb, yb = x.take(idx, axis=0), y[idx]  # take: 26 ms an MNIST epoch, x[idx]: 31
             if augment is not None:
                 xb = augment(xb)  # a fresh random variant of this batch's images
             # NumPy's overflow warnings are silenced here because the checks below catch the
