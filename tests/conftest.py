@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digitlab.core.layers import build_model, mlp_spec
+from digitlab.core.layers import mlp_spec
+from digitlab.core.model import build_model
 
 MNIST_DIR = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist").resolve()
 

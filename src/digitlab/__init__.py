@@ -5,8 +5,9 @@ evaluate it, save and load it. The engine itself lives in `digitlab.core` (NumPy
 """
 
 from digitlab.core.activations import ACTIVATIONS, activation
-from digitlab.core.layers import LAYERS, Sequential, build_model, mlp_spec
+from digitlab.core.layers import LAYERS, mlp_spec
 from digitlab.core.losses import LOSSES
+from digitlab.core.model import Sequential, build_model
 from digitlab.core.optim import (
     OPTIMIZERS,
     SCHEDULES,

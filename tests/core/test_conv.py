@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 import digitlab.core  # noqa: F401  (importing the package registers the image layers)
-from digitlab.core.layers import LAYERS, build_model
+from digitlab.core.layers import LAYERS
+from digitlab.core.model import build_model
 from digitlab.core.optim import batch_size_schedule, get_optimizer, get_schedule
 from digitlab.core.train import fit
 from digitlab.diagnostics.gradcheck import STEP, check_model, relative_error

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from digitlab.core.activations import ACTIVATIONS
-from digitlab.core.layers import Dropout, build_model, mlp_spec
+from digitlab.core.layers import Dropout, mlp_spec
+from digitlab.core.model import build_model
 from digitlab.diagnostics.gradcheck import check_model
 from digitlab.errors import ConfigError
 

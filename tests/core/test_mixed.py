@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 import digitlab.core.mixed  # noqa: F401  (registers the layer)
-from digitlab.core.layers import build_model
 from digitlab.core.mixed import assign_units
+from digitlab.core.model import build_model
 from digitlab.diagnostics.gradcheck import check_model
 from digitlab.diagnostics.monitors import default_monitors
 from digitlab.errors import ConfigError

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from digitlab.core.layers import build_model, mlp_spec
+from digitlab.core.layers import mlp_spec
+from digitlab.core.model import build_model
 from digitlab.core.optim import batch_size_schedule, get_optimizer, get_schedule
 from digitlab.core.train import evaluate, fit
 from digitlab.errors import NumericError
@@ -53,7 +54,7 @@ def test_same_seed_bit_identical_weights():
 
 def test_one_forward_per_batch(monkeypatch):
     """The reported training loss comes from the training forward pass, not a second one."""
-    from digitlab.core.layers import Sequential
+    from digitlab.core.model import Sequential
 
     calls = {"train": 0, "eval": 0}
     original = Sequential.forward

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from digitlab.core.layers import build_model, mlp_spec
+from digitlab.core.layers import mlp_spec
+from digitlab.core.model import build_model
 from digitlab.core.optim import batch_size_schedule, get_optimizer, get_schedule
 from digitlab.core.train import fit
 from digitlab.diagnostics.alarms import find
@@ -75,11 +76,26 @@ def test_loss_spikes_counts_jumps():
             self.loss = loss
 
     spikes = LossSpikes(warmup=5)
-    for loss in [1.0] * 20 + [10.0] + [1.0] * 5 + [12.0] + [1.5, 1.2]:  # 1.5: noise, no spike
+    # 10 then 4: a jump the next batch does not undo, a spike; 12 then 1.2: a lone hard batch;
+    # 1.4: noise, no jump
+    for loss in [1.0] * 20 + [10.0, 4.0] + [1.0] * 5 + [12.0, 1.2, 1.4, 1.1]:
         spikes.before_update(FakeStep(loss))
-    assert spikes.end_epoch(0, None, None) == {"loss_spikes": 2.0, "loss_spike_batches": 29.0}
+    assert spikes.end_epoch(0, None, None) == {"loss_spikes": 1.0, "loss_spike_batches": 31.0}
     spikes.before_update(FakeStep(1.0))
     assert spikes.end_epoch(1, None, None) == {"loss_spikes": 0.0, "loss_spike_batches": 1.0}
+
+
+def test_a_jump_at_the_end_of_an_epoch_is_judged_in_the_next():
+    class FakeStep:
+        def __init__(self, loss):
+            self.loss = loss
+
+    spikes = LossSpikes(warmup=5)
+    for loss in [1.0] * 20 + [10.0]:
+        spikes.before_update(FakeStep(loss))
+    assert spikes.end_epoch(0, None, None)["loss_spikes"] == 0.0
+    spikes.before_update(FakeStep(5.0))
+    assert spikes.end_epoch(1, None, None)["loss_spikes"] == 1.0
 
 
 def test_class_balance_sees_collapse():

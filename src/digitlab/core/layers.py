@@ -1,16 +1,19 @@
-"""Layers and the sequential model.
+"""Layers, and the registry that builds them from plain dicts.
 
 A layer has `params` and `grads` (dicts with the same keys), optionally `buffers` (arrays that
 are saved but not trained, such as running statistics), `forward(x, training)` that caches
 only what backward needs, and `backward(dout)` that fills `grads` and returns the gradient for
-its input (a layer told `needs_input_grad = False`, the network's first, skips that product).
+its input (a layer told `needs_input_grad = False` skips that product: the model says so to
+every layer with no trained layer upstream, since nothing needs the gradient of the data).
 Arrays are batch-first: x is (n, *shape); the model's input is always flat rows (n, features),
 and a layer such as a reshape or a convolution works on other per-sample shapes.
 
-A model is described by plain dicts, one a layer (`{"type": "dense", "units": 100}`,
+A layer is described by a plain dict (`{"type": "dense", "units": 100}`,
 `{"type": "activation", "name": "sigmoid"}`, `{"type": "dropout", "rate": 0.5}`); the
-`LAYERS` registry maps each type to its class, whose `from_spec` builds it for a given input
-size. The description is what a saved model stores beside its arrays.
+`LAYERS` registry maps each type to a factory, registered with `@layer(type)`, that builds the
+layer for a given input shape and returns it with its output shape. The model engine that
+wires layers into a graph (a stack is the chain) is core/model.py; the description is what a
+saved model stores beside its arrays.
 """
 
 from __future__ import annotations
@@ -324,11 +327,3 @@ def _add(spec: dict[str, Any], in_shape: Any, rng: np.random.Generator, dtype: A
 
 
 _add.multi_input = True  # type: ignore[attr-defined]
-
-
-# The model engine (graphs, of which a stack is the chain) lives in core/model.py; importing it
-# here, after the registry above is complete, keeps `from digitlab.core.layers import
-# build_model` working.
-from digitlab.core.model import Model, Sequential, build_model  # noqa: E402
-
-__all__ = ["LAYERS", "Model", "Sequential", "build_model", "layer", "mlp_spec"]

@@ -99,7 +99,13 @@ class LayerStats:
 
 
 class LossSpikes:
-    """Counts batches whose loss exceeds 2x its running mean and 6 running deviations."""
+    """Counts jumps: batches whose loss exceeds 2x its running mean and 6 running deviations,
+    when the next batch's loss is still above 1.5x that mean.
+
+    The second condition tells a step that hurt the model (too high a learning rate: the loss
+    stays up) from a lone hard batch, which is common once the loss is small (one misread digit
+    in a batch of 128 can triple a loss of 0.02) and is gone by the next batch.
+    """
 
     def __init__(self, warmup: int = 10, smoothing: float = 0.1) -> None:
         self.warmup, self.smoothing = warmup, smoothing
@@ -108,6 +114,7 @@ class LossSpikes:
         self.seen = 0
         self.counted = 0  # batches seen up to the last epoch's end
         self.spikes = 0
+        self.jumped = False  # the last batch jumped: this one says whether it was a spike
 
     def before_update(self, step: Step) -> None:
         loss = step.loss
@@ -115,9 +122,13 @@ class LossSpikes:
         if self.mean is None:
             self.mean = loss
             return
+        if self.jumped:
+            self.jumped = False
+            if loss > 1.5 * self.mean:
+                self.spikes += 1
         if self.seen > self.warmup and loss > 2 * self.mean + 6 * self.deviation:
-            self.spikes += 1
-            return  # a spike does not move the trend it is measured against
+            self.jumped = True
+            return  # a jump does not move the trend it is measured against
         self.deviation += self.smoothing * (abs(loss - self.mean) - self.deviation)
         self.mean += self.smoothing * (loss - self.mean)
 

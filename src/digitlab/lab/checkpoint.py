@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.core.layers import Sequential
+from digitlab.core.model import Sequential
 from digitlab.core.optim import Optimizer
 from digitlab.core.train import History, TrainState
 from digitlab.errors import ModelError

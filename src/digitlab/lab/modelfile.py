@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.core.layers import Sequential, build_model
+from digitlab.core.model import Sequential, build_model
 from digitlab.errors import DigitlabError, ModelError
 from digitlab.lab.plugins import load_plugin
 from digitlab.lab.runs import write_npz
