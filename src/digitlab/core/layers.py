@@ -5,6 +5,8 @@ are saved but not trained, such as running statistics), `forward(x, training)` t
 only what backward needs, and `backward(dout)` that fills `grads` and returns the gradient for
 its input (a layer told `needs_input_grad = False` skips that product: the model says so to
 every layer with no trained layer upstream, since nothing needs the gradient of the data).
+A layer writes its parameters and gradients in place (`out=`, `+=`) and keeps them only in
+`params` and `grads`: the model moves them into two flat arrays and leaves views in those dicts.
 Arrays are batch-first: x is (n, *shape); the model's input is always flat rows (n, features),
 and a layer such as a reshape or a convolution works on other per-sample shapes.
 

@@ -65,6 +65,8 @@ class Model:
             if node.layer.needs_input_grad or node.layer.params:
                 trained.add(node.name)
         self._trained = trained
+        # every parameter and every gradient becomes a view into one flat array (see _pack)
+        self.flat_params, self.flat_grads = _pack(self.layers)
         self._uses = {node.name: 0 for node in nodes}
         for node in nodes:
             for name in node.inputs:
@@ -121,6 +123,46 @@ class Model:
 
 
 Sequential = Model  # a stack of layers is the chain-shaped graph: the same engine
+
+
+def _pack(layers: list[Any]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Move all parameters into one flat array and all gradients into another, in the order of
+    `parameters()`, leaving each layer's `params` and `grads` entries as views of them.
+
+    Layers update their arrays in place (`out=`, `-=`), so nothing else changes; what it buys is
+    that an elementwise optimizer updates the whole model with one NumPy call per operation
+    instead of one per array (Optimizer.step): for a four-layer MLP with Adam, 12 calls a step
+    instead of 96, about 6% of an MNIST epoch. Nothing is packed (None, None) if the arrays'
+    dtypes differ, two of them share memory (tied weights would come apart), or a layer also
+    keeps a parameter in an attribute of its own, which a view would leave behind; the
+    optimizers then update array by array, as before.
+    """
+    arrays = [(lay, key) for lay in layers for key in lay.params]
+    if not arrays:
+        return None, None
+    originals = [lay.params[key] for lay, key in arrays] + [lay.grads[key] for lay, key in arrays]
+    held_elsewhere = any(
+        any(value is array for array in originals)
+        for lay in layers
+        for value in vars(lay).values()
+        if isinstance(value, np.ndarray)
+    )
+    shared = any(
+        np.may_share_memory(a, b) for i, a in enumerate(originals) for b in originals[i + 1 :]
+    )
+    if held_elsewhere or shared or len({array.dtype for array in originals}) != 1:
+        return None, None
+    total = sum(lay.params[key].size for lay, key in arrays)
+    params, grads = np.empty(total, originals[0].dtype), np.empty(total, originals[0].dtype)
+    offset = 0
+    for lay, key in arrays:
+        shape, end = lay.params[key].shape, offset + lay.params[key].size
+        params[offset:end] = lay.params[key].ravel()
+        grads[offset:end] = lay.grads[key].ravel()
+        lay.params[key] = params[offset:end].reshape(shape)
+        lay.grads[key] = grads[offset:end].reshape(shape)
+        offset = end
+    return params, grads
 
 
 def _order(specs: list[dict[str, Any]]) -> list[int]:
