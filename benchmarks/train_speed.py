@@ -13,7 +13,8 @@ weight gradients and input gradients except for the first layer), the machine's 
 peak measured in the same run and the share of it. Every case runs twice: with the BLAS
 environment as it is, and with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (this command
 only), each in its own child process, with the BLAS kernel in use reported by threadpoolctl.
-Peak resident memory of training is measured in separate child processes, one per framework.
+Peak resident memory of training is measured in separate child processes, one per framework,
+and of a one-epoch `digitlab train` run (the CLI, with its report) as a user runs it.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -222,6 +225,15 @@ def memory_child(data_dir: str, framework: str) -> dict[str, Any]:
     return {"peak_bytes": peak_kb * 1024, "train_bytes": x.nbytes}
 
 
+def memory_cli(data_dir: str, out: str) -> dict[str, Any]:
+    """Peak RSS of `digitlab train` on MNIST, one epoch, report included (a child process)."""
+    command = [sys.executable, "-c", "from digitlab.cli import main; main()", "train"]
+    command += ["--data", "mnist", "--data-dir", data_dir, "--epochs", "1", "--quiet"]
+    subprocess.run([*command, "--out", out], check=True, capture_output=True)
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"peak_bytes": peak_kb * 1024, "train_bytes": 60_000 * 784 * 4}
+
+
 def run_child(args: list[str], env: dict[str, str]) -> dict[str, Any]:
     result = subprocess.run(
         [sys.executable, __file__, *args], env=env, capture_output=True, text=True, check=False
@@ -261,11 +273,15 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="12,000 training images, 2 reps")
     parser.add_argument("--cases", default="", help="only the cases whose name contains this")
-    children = ["worker-digitlab", "worker-torch", "memory-digitlab", "memory-torch"]
+    children = ["worker-digitlab", "worker-torch", "memory-digitlab", "memory-torch", "memory-cli"]
     parser.add_argument("--child", choices=children)
     args = parser.parse_args()
     if args.child and args.child.startswith("worker"):
         worker(args.child.split("-")[1], args.data_dir, args.quick)
+        return
+    if args.child == "memory-cli":
+        with tempfile.TemporaryDirectory() as out:
+            print(json.dumps(memory_cli(args.data_dir, str(Path(out) / "run"))))
         return
     if args.child:
         print(json.dumps(memory_child(args.data_dir, args.child.split("-")[1])))
@@ -286,11 +302,12 @@ def main() -> None:
     print(table(speed_run(common, unset, reps, args.cases), "OPENBLAS_CORETYPE/L2_SIZE unset"))
     print("\n### Peak resident memory (load MNIST + one training epoch, 784-100-10, batch 128)\n")
     print("| framework | peak RSS | float32 training set | ratio |\n|---|---|---|---|")
-    for framework in ("digitlab", "torch"):
+    for framework in ("digitlab", "torch", "cli"):
         m = run_child(["--child", f"memory-{framework}", "--data-dir", args.data_dir], unset)
         peak, train = m["peak_bytes"], m["train_bytes"]
         sizes = f"{peak / 2**20:.0f} MiB | {train / 2**20:.0f} MiB"
-        print(f"| {framework} | {sizes} | {peak / train:.2f}x |")
+        label = "`digitlab train` (the CLI, 1 epoch, report)" if framework == "cli" else framework
+        print(f"| {label} | {sizes} | {peak / train:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -231,3 +231,10 @@ def test_saturation_alarm_on_inverted_mnist_with_a_large_rate(tmp_path, mnist_di
 def test_diagnose_needs_a_run_folder(tmp_path, capsys):
     code, _, err = run_cli(["diagnose", str(tmp_path)], capsys)
     assert code == 1 and "history.jsonl: no such file" in err
+
+
+def test_the_cli_loads_matplotlib_only_to_draw_a_report():
+    """matplotlib is ~30 MB of a training run's peak memory: it loads when a report is drawn."""
+    code = "import sys, digitlab.cli; print('matplotlib' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False"

@@ -42,7 +42,6 @@ from digitlab.lab.modelfile import load_model
 from digitlab.lab.plugins import load_plugin
 from digitlab.lab.runs import new_run_dir, read_history
 from digitlab.lab.sweep import sweep_command
-from digitlab.report import build_report
 from digitlab.report.command import report_command
 
 console = Console(highlight=False, soft_wrap=True)
@@ -354,11 +353,15 @@ def _train_into(
             resume=resume,
         )
     _print_results(result.metrics, result.prepared.n_classes)
-    _print_findings(find(result.history.records()))
+    history = result.history
+    _print_findings(find(history.records()))
+    del result  # the report reads the run folder: the data go first (peak memory)
     if report:
+        from digitlab.report import build_report  # matplotlib (30 MB) loads only to draw
+
         console.print(f"report: {build_report(folder)}")
-    if result.history.stopped_early:
-        console.print(f"early stopping: best validation loss at epoch {result.history.best_epoch}")
+    if history.stopped_early:
+        console.print(f"early stopping: best validation loss at epoch {history.best_epoch}")
     console.print(f"run folder: {folder}")
 
 

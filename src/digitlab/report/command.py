@@ -10,11 +10,11 @@ from pathlib import Path
 
 import click
 
-from digitlab.report.html import build_report
-
 
 @click.command("report")
 @click.argument("run", type=click.Path(path_type=Path))
 def report_command(run: Path) -> None:
     """Write RUN/report.html, one self-contained page of a run's results, and RUN/plots/*.png."""
+    from digitlab.report.html import build_report  # matplotlib loads only to draw
+
     click.echo(str(build_report(run)))
