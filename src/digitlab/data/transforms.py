@@ -138,9 +138,17 @@ def _mean_and_std(x: np.ndarray, per_feature: bool) -> tuple[np.ndarray, np.ndar
     count = n_rows if per_feature else x.size
     mean = np.asarray(column_sums if per_feature else np.sum(column_sums), dtype=np.float64)
     mean = mean / count
-    squares = sum(np.square(block.astype(np.float64) - mean).sum(axis=0) for block in blocks)
+    squares = sum(_squared_deviations(block, mean) for block in blocks)
     std = np.sqrt(np.asarray(squares if per_feature else np.sum(squares)) / count)
     return mean, std
+
+
+def _squared_deviations(block: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Column sums of (block - mean)^2 in float64, in one block-sized buffer (peak memory)."""
+    deviations = block.astype(np.float64)
+    deviations -= mean
+    np.square(deviations, out=deviations)
+    return deviations.sum(axis=0)
 
 
 class Standardize:
