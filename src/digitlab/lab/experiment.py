@@ -91,7 +91,7 @@ def prepare_data(config: Config) -> Prepared:
     n_classes, image_shape = dataset.n_classes, dataset.image_shape
     # Peak memory: the whole raw dataset is let go once split, and each part's raw pixels once
     # converted, so little more than the float arrays themselves is ever held (MNIST: the CLI's
-    # peak went from 2.25x to about 1.7x the float32 training set).
+    # peak went from 2.25x to about 1.6x the float32 training set).
     raw_parts = parts(raw)
     del dataset, raw
     converted = {}
