@@ -35,6 +35,8 @@ def test_output_dtype_is_exact(rng: np.random.Generator, dtype, options: dict) -
     pipeline = build_pipeline(max_value=255, image_shape=(28, 28), dtype=dtype, **options)
     pipeline.fit(x)
     assert pipeline(x).dtype == dtype
+    # rows stay contiguous: fit gathers a batch's rows, which is slow on any other layout
+    assert pipeline(x).flags.c_contiguous and pipeline.fit_transform(x).flags.c_contiguous
     # Other input dtypes are converted, never promoted.
     assert pipeline(x.astype(np.float64)).dtype == dtype
     assert pipeline(x.astype(np.int32)).dtype == dtype

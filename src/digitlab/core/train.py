@@ -227,6 +227,9 @@ def fit(
     """
     loss_fn = get_loss(loss)
     check_data(model, x, y, "training")
+    # each batch gathers rows: from a non-C-ordered array (x[:, columns] is Fortran-ordered)
+    # that is ~100x slower than the one-time copy
+    x = np.ascontiguousarray(x)
     if validation is not None:
         check_data(model, *validation, "validation")
     history = history if history is not None else History()

@@ -117,7 +117,9 @@ class PixelSubset:
     def __call__(self, x: np.ndarray, inplace: bool = False) -> np.ndarray:
         if self.columns is None:
             raise RuntimeError("PixelSubset used before fit")
-        return x[:, self.columns]
+        # take, not x[:, columns]: that is Fortran-ordered, and gathering a batch's rows from
+        # it made an MNIST epoch take 18 s instead of 0.2 s
+        return x.take(self.columns, axis=1)
 
     def output_shape(self, image_shape: tuple[int, int] | None) -> tuple[int, int] | None:
         # Keeping every column in order is still the same image.
