@@ -43,6 +43,7 @@ from digitlab.lab.plugins import load_plugin
 from digitlab.lab.runs import new_run_dir, read_history
 from digitlab.lab.sweep import sweep_command
 from digitlab.report.command import report_command
+from digitlab.report.tough import tough_command
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -521,6 +522,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 app.add_command(report_command)
+app.add_command(tough_command)
 app.add_command(sweep_command)
 
 

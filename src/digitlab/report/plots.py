@@ -256,6 +256,18 @@ def examples_plot(
     return _tile_grid(tiles, labels, colors[:GRID_MAX], title, cmap="gray_r")
 
 
+def labelled_examples_plot(
+    images: np.ndarray,
+    image_shape: Sequence[int],
+    labels: Sequence[str],
+    colors: Sequence[str],
+    title: str,
+) -> bytes:
+    """A grid of inputs (n, features), each under its own label and label colour."""
+    tiles = example_tiles(images[:GRID_MAX], image_shape)
+    return _tile_grid(tiles, list(labels)[:GRID_MAX], list(colors)[:GRID_MAX], title, "gray_r")
+
+
 def jitter_scatter_plot(y: np.ndarray, predictions: np.ndarray, n_classes: int) -> bytes:
     """Predicted against true class, each point jittered (seeded) so the counts show as clouds;
     misclassified points in red on top."""
