@@ -33,6 +33,7 @@ def tough_examples(probs: np.ndarray, y: np.ndarray, threshold: float, count: in
 @click.option("--out", default="tough.png", show_default=True, type=click.Path(path_type=Path))
 def tough_command(runs: tuple[Path, ...], threshold: float, count: int, out: Path) -> None:
     """The first run's tough test digits (p(true) < threshold), classified by each run."""
+    # imported here, as in `report`: matplotlib loads only when a picture is drawn
     from digitlab.lab.config import make_config
     from digitlab.lab.experiment import prepare_data
     from digitlab.lab.runs import atomic_write
