@@ -177,17 +177,24 @@ def _conv2d(
     return Conv2D(w, b, stride, pads), (filters, *_out_size(padded, (kh, kw), stride))
 
 
-class MaxPool2D:
-    """The maximum of each window; backward sends each window's gradient to its maximum."""
+class _Pool:
+    """What the pools share: a window size and stride, and no parameters."""
 
-    def __init__(self, size: Pair, stride: Pair) -> None:
-        self.name = "maxpool"
+    def __init__(self, name: str, size: Pair, stride: Pair) -> None:
+        self.name = name
         self.size, self.stride = size, stride
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.needs_input_grad = True
-        self._argmax: np.ndarray | None = None  # (n, oh, ow, c): the window offset of the max
         self._in_shape: Shape = ()
+
+
+class MaxPool2D(_Pool):
+    """The maximum of each window; backward sends each window's gradient to its maximum."""
+
+    def __init__(self, size: Pair, stride: Pair) -> None:
+        super().__init__("maxpool", size, stride)
+        self._argmax: np.ndarray | None = None  # (n, oh, ow, c): the window offset of the max
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         x = _channels_last(x)
@@ -224,16 +231,11 @@ class MaxPool2D:
         return _channels_first(dx)
 
 
-class AvgPool2D:
+class AvgPool2D(_Pool):
     """The mean of each window; backward spreads each window's gradient evenly over it."""
 
     def __init__(self, size: Pair, stride: Pair) -> None:
-        self.name = "avgpool"
-        self.size, self.stride = size, stride
-        self.params: dict[str, np.ndarray] = {}
-        self.grads: dict[str, np.ndarray] = {}
-        self.needs_input_grad = True
-        self._in_shape: Shape = ()
+        super().__init__("avgpool", size, stride)
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         x = _channels_last(x)
