@@ -7,16 +7,6 @@ from digitlab.cli import main
 from digitlab.report.tough import tough_examples
 
 
-def run_cli(args, capsys):
-    try:
-        main(args)
-        code = 0
-    except SystemExit as done:
-        code = done.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_tough_examples_are_below_the_threshold_hardest_first():
     y = np.array([0, 1, 2, 0, 1])
     probs = np.full((5, 3), 0.0)
@@ -39,9 +29,8 @@ def two_runs(tmp_path_factory):
 def test_tough_counts_and_draws_each_runs_answers(two_runs, tmp_path, capsys):
     weak, strong = two_runs
     png = tmp_path / "tough.png"
-    code, out, err = run_cli(["tough", str(weak), str(strong), "--out", str(png)], capsys)
-    assert code == 0, err
-    header, first, second, path = out.strip().splitlines()
+    main(["tough", str(weak), str(strong), "--out", str(png)])
+    header, first, second, path = capsys.readouterr().out.strip().splitlines()
     n = int(header.split()[0])
     assert 0 < n <= 200
     assert first.strip().startswith("1.") and f"0 of {n} right" not in second
@@ -59,13 +48,16 @@ def test_runs_on_different_test_sets_are_one_line_error(two_runs, tmp_path, caps
     arrays = dict(np.load(other / "predictions.npz"))
     arrays["test_y"] = np.roll(arrays["test_y"], 1)
     np.savez(other / "predictions.npz", **arrays)
-    code, out, err = run_cli(["tough", str(weak), str(other), "--out", str(tmp_path / "t.png")],
-                             capsys)  # fmt: skip
-    assert code != 0
+    with pytest.raises(SystemExit) as done:
+        main(["tough", str(weak), str(other), "--out", str(tmp_path / "t.png")])
+    err = capsys.readouterr().err
+    assert done.value.code != 0
     assert "tested on other examples" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "t.png").exists()
 
 
 def test_bad_threshold_is_one_line_error(two_runs, capsys):
-    code, _, err = run_cli(["tough", str(two_runs[0]), "--threshold", "0"], capsys)
-    assert code != 0 and "threshold" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as done:
+        main(["tough", str(two_runs[0]), "--threshold", "0"])
+    err = capsys.readouterr().err
+    assert done.value.code != 0 and "threshold" in err and len(err.strip().splitlines()) == 1
