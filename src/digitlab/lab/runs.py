@@ -43,11 +43,15 @@ def _umask() -> int:
     return mask
 
 
-def write_text(path: str | os.PathLike[str], text: str) -> Path:
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     def write(handle: IO[bytes]) -> None:
-        handle.write(text.encode())
+        handle.write(data)
 
     return atomic_write(path, write)
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> Path:
+    return write_bytes(path, text.encode())
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> Path:

@@ -16,13 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from digitlab.data.augment import augment_examples, build_augment
 from digitlab.diagnostics.alarms import find
-from digitlab.lab.runs import atomic_write, write_text
+from digitlab.lab.runs import write_bytes, write_text
 from digitlab.report import plots
 from digitlab.report.runfolder import REPORT_SPLIT, SPLITS, RunFolder, read_run
 
@@ -92,17 +92,10 @@ def build_report(run_dir: str | os.PathLike[str]) -> Path:
         add(page, run)
     folder = run.path / PLOTS_DIR
     for name, png in page.pngs.items():
-        atomic_write(folder / name, _writer(png))
+        write_bytes(folder / name, png)
     for name in set(PLOT_FILES) - set(page.pngs):  # a figure this run no longer has
         (folder / name).unlink(missing_ok=True)
     return write_text(run.path / REPORT_FILE, _document(run, page.sections))
-
-
-def _writer(data: bytes) -> Callable[[IO[bytes]], None]:
-    def write(handle: IO[bytes]) -> None:
-        handle.write(data)
-
-    return write
 
 
 def _note(text: str) -> str:

@@ -245,7 +245,6 @@ def examples_plot(
     images (n, features) as the network saw them (each tile gets its own grey scale, so
     standardised inputs look like the digits); y, predictions (n,); probabilities (n,).
     """
-    tiles = example_tiles(images[:GRID_MAX], image_shape)
     labels = [
         f"true {t} / pred {p}\n(prob {q:.2f})"
         for t, p, q in zip(
@@ -253,7 +252,7 @@ def examples_plot(
         )
     ]
     colors = ["black" if t == p else "tab:red" for t, p in zip(y, predictions, strict=True)]
-    return _tile_grid(tiles, labels, colors[:GRID_MAX], title, cmap="gray_r")
+    return labelled_examples_plot(images, image_shape, labels, colors, title)
 
 
 def labelled_examples_plot(

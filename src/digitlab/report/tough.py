@@ -11,7 +11,6 @@ run's test set as its network saw them, prepared again from its config.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import IO
 
 import click
 import numpy as np
@@ -36,7 +35,7 @@ def tough_command(runs: tuple[Path, ...], threshold: float, count: int, out: Pat
     # imported here, as in `report`: matplotlib loads only when a picture is drawn
     from digitlab.lab.config import make_config
     from digitlab.lab.experiment import prepare_data
-    from digitlab.lab.runs import atomic_write
+    from digitlab.lab.runs import write_bytes
     from digitlab.report import plots
     from digitlab.report.runfolder import read_run
 
@@ -79,8 +78,4 @@ def tough_command(runs: tuple[Path, ...], threshold: float, count: int, out: Pat
     png = plots.labelled_examples_plot(
         prepared.splits.test.x[shown], prepared.image_shape or (), labels, colors, title
     )
-
-    def write(handle: IO[bytes]) -> None:
-        handle.write(png)
-
-    click.echo(str(atomic_write(out, write)))
+    click.echo(str(write_bytes(out, png)))
