@@ -56,6 +56,10 @@ def test_shared_input_gradients_add_up(rng):
         ([{"name": "a", "type": "dense", "units": 3, "inputs": ["b"]},
           {"name": "b", "type": "dense", "units": 3, "inputs": ["a"]}],
          "cycle through nodes a, b"),
+        ([{"name": "a", "type": "dense", "units": 3, "inputs": ["b"]},
+          {"name": "b", "type": "dense", "units": 3, "inputs": ["a"]},
+          {"type": "dense", "units": 3}],  # downstream of the cycle: not named as on it
+         "cycle through nodes a, b$"),
         ([{"name": "a", "type": "dense", "units": 3, "inputs": ["input"]},
           {"name": "b", "type": "dense", "units": 4, "inputs": ["input"]},
           {"name": "sum", "type": "add", "inputs": ["a", "b"]}],

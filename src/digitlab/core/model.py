@@ -183,7 +183,16 @@ def _order(specs: list[dict[str, Any]]) -> list[int]:
                 if not deps and j not in order and j not in ready:
                     ready.append(j)
     if len(order) < len(specs):
-        cycle = sorted(names[i] for i in range(len(specs)) if i not in order)
+        # the nodes left wait on a cycle; peel off those only downstream of it (nothing left
+        # reads them), so that the message names the nodes on the cycle itself
+        left = {i for i in range(len(specs)) if i not in order}
+        while True:
+            read = {j for i in left for j in waiting[i]}
+            downstream = left - read
+            if not downstream:
+                break
+            left -= downstream
+        cycle = sorted(names[i] if not names[i].startswith("#") else _label(names[i]) for i in left)
         raise ConfigError(f"the graph has a cycle through nodes {', '.join(cycle)}")
     return order
 
