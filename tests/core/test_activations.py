@@ -47,6 +47,18 @@ def test_relu_derivative_at_zero_is_zero():
     assert get_activation("relu").df(np.zeros(3))[0] == 0
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_is_max_with_zero_to_the_bit(dtype):
+    """relu takes its maximum against an array of zeros (for speed): the same bits as
+    np.maximum(z, 0), NaN (of either sign), -0 and infinities included, for any shape."""
+    special = np.array([np.nan, -np.nan, -0.0, 0.0, np.inf, -np.inf, 1e-45, -1e-45, 3.5, -2.0])
+    for z in (special.astype(dtype), np.random.default_rng(0).normal(size=(7, 3, 5)).astype(dtype)):
+        out = get_activation("relu").f(z)
+        assert out.dtype == dtype and out.shape == z.shape
+        bits = np.uint32 if dtype == np.float32 else np.uint64
+        np.testing.assert_array_equal(out.view(bits), np.maximum(z, 0).view(bits))
+
+
 def test_leaky_relu_takes_its_slope():
     entry = get_activation("leaky_relu")
     assert entry.f(np.array([-2.0]), slope=0.1)[0] == pytest.approx(-0.2)

@@ -79,7 +79,7 @@ class Dense:
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         assert self._x is not None, "backward before a training forward"
         np.matmul(self._x.T, dout, out=self.grads["w"])
-        np.sum(dout, axis=0, out=self.grads["b"])
+        dout.sum(axis=0, out=self.grads["b"])
         return dout @ self.params["w"].T if self.needs_input_grad else None
 
 
