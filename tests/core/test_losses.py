@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from digitlab.core.losses import LOSSES, get_loss, log_softmax, softmax
+from digitlab.core.losses import LOSSES, get_loss, log_softmax, row_max, softmax
 from digitlab.diagnostics.gradcheck import check_loss
 
 NAMES = sorted(LOSSES)
@@ -71,6 +71,17 @@ def test_row_max_not_batch_max():
     assert np.isfinite(softmax(logits)).all()
     value, grad = get_loss("softmax_cross_entropy")(logits, np.array([0, 1]))
     assert np.isfinite(value) and np.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("columns", [1, 10, 32, 33, 300])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_max_is_the_plain_max_in_both_layouts(columns, dtype):
+    x = np.random.default_rng(columns).normal(size=(50, columns)).astype(dtype)
+    x[3, 0], x[4, -1], x[5] = np.nan, -np.inf, -0.0
+    for rows in (x, np.asfortranarray(x), x[::2]):
+        out = row_max(rows)
+        assert out.shape == (len(rows), 1) and out.dtype == dtype
+        np.testing.assert_array_equal(out, rows.max(axis=1, keepdims=True))
 
 
 def test_loss_is_mean_over_samples_and_sum_over_classes():

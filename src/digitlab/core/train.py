@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from digitlab.core.losses import get_loss
+from digitlab.core.losses import get_loss, softmax
 from digitlab.core.optim import Optimizer, Schedule
 from digitlab.errors import DataError, NumericError
 
@@ -86,9 +86,7 @@ def evaluate(
     check_data(model, x, y, "evaluation")
     logits = predict_logits(model, x)
     value, _ = get_loss(loss)(logits, y)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    probs = np.exp(shifted)
-    probs /= probs.sum(axis=1, keepdims=True)
+    probs = softmax(logits)
     predictions = logits.argmax(axis=1)
     return Evaluation(value, float((predictions == y).mean()), predictions, probs, len(y))
 

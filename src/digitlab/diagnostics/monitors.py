@@ -76,7 +76,8 @@ class LayerStats:
             units = np.moveaxis(slope, 1, 0).reshape(slope.shape[1], -1).T
             self._add(f"{lay.name}.dead", float((units == 0).all(axis=0).mean()))
             saturated = (units > 0) & (units < SATURATED)
-            self._add(f"{lay.name}.saturated", float(saturated.mean()))
+            # a count, not saturated.mean(): the mean of a boolean array converts it to float64
+            self._add(f"{lay.name}.saturated", np.count_nonzero(saturated) / saturated.size)
 
     def after_update(self, step: Step) -> None:
         if not self._before:
