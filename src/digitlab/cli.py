@@ -146,7 +146,9 @@ CONFIG_OPTIONS = [
         "--monitors/--no-monitors", default=None, help="Per-layer monitors and alarms [on]."
     ),
     click.option(
-        "--divergence", type=float, help="Stop when loss > this x the first [1e4; 0 off]."
+        "--divergence",
+        type=float,
+        help="Stop when loss > this x the first batch's (at least 1) [1e4; 0 off].",
     ),
     click.option("--seed", type=int, help="Seed for split, init, dropout, shuffle [0]."),
     click.option(

@@ -79,6 +79,28 @@ def test_divergence_stops_before_inf_and_names_the_weights():
         run(0, epochs=3, lr=1e6)
 
 
+def test_a_trained_models_tiny_first_loss_is_no_divergence_reference():
+    """Fitting a trained model again: its first batch's loss can be 0 and a later batch's far
+    above it without anything diverging; the reference is at least 1."""
+    x = np.tile(np.float32([1, 0]), (40, 1))
+    y = np.zeros(40, int)
+    y[np.random.default_rng(0).permutation(40)[-1]] = 1  # the last batch (fit shuffles first)
+    model = build_model(mlp_spec([], 2, "relu"), 2, np.random.default_rng(0))
+    model.layers[0].params["w"][:] = [[20, -20], [0, 0]]  # class 0, p = 1 - 4e-18: loss 0.0
+
+    def one_epoch(divergence):
+        return fit(
+            model, x, y, get_optimizer("sgd", 1e-9), epochs=1, rng=np.random.default_rng(0),
+            batch_size=batch_size_schedule(1), learning_rate=get_schedule("constant", 1e-9, 1),
+            divergence=divergence,
+        )  # fmt: skip
+
+    history = one_epoch(1e4)  # the last batch's loss, 40, is not over 1e4 x max(0, 1)
+    assert history["train_loss"][0] == pytest.approx(1.0, rel=1e-3)  # 40 / 40 rows
+    with pytest.raises(NumericError, match=r"batch 40 is over 10 x 1 .*training diverged"):
+        one_epoch(10)  # a threshold it does cross still stops it
+
+
 def test_early_stopping_restores_best():
     _, history, _ = run(0, epochs=40, lr=0.5, patience=2)
     assert history.stopped_early

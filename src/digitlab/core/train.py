@@ -220,8 +220,10 @@ def fit(
     `augment`, if given, maps each training batch to a randomly altered copy (it draws from its
     own generator, so that shuffling is the same with and without it).
 
-    A non-finite loss, or one `divergence` times the first batch's, raises NumericError naming
-    epoch, batch and where it arose; the weights of the last finished epoch are put back first.
+    A non-finite loss, or one over `divergence` times the first batch's (or times 1 if that was
+    smaller: a trained model's first loss can be near 0, and an ordinary batch 10,000 times it),
+    raises NumericError naming epoch, batch and where it arose; the weights of the last finished
+    epoch are put back first.
     """
     loss_fn = get_loss(loss)
     check_data(model, x, y, "training")
@@ -253,12 +255,13 @@ def fit(
                 value, dlogits = loss_fn(logits, yb)
             if state.first_loss is None:
                 state.first_loss = value
-            if not np.isfinite(value) or (divergence and value > divergence * state.first_loss):
+            reference = max(state.first_loss, 1.0)
+            if not np.isfinite(value) or (divergence and value > divergence * reference):
                 if np.isfinite(value):
                     problem = (
                         f"loss {value:.3g} at epoch {epoch + 1}, batch {number} is over "
-                        f"{divergence:g} x the first batch's {state.first_loss:.3g}: training "
-                        f"diverged; {fastest_growing(model, last_good)}"
+                        f"{divergence:g} x {reference:.3g} (the first batch's loss, at least 1): "
+                        f"training diverged; {fastest_growing(model, last_good)}"
                     )
                 else:
                     where = locate_non_finite(model, xb)
