@@ -11,10 +11,11 @@ drift in machine load hits both alike); the table gives median and min seconds p
 ratio digitlab / PyTorch of the medians, the matrix-multiply GFLOP/s actually achieved (forward,
 weight gradients and input gradients except for the first layer), the machine's float32 matmul
 peak measured in the same run and the share of it. This VM has slow phases of tens of seconds
-in which an epoch takes up to twice as long, for both frameworks but not alike: a case whose
-epochs spread by more than STEADY (slowest / fastest, either framework) is measured again, up
-to ATTEMPTS times in all, and the steadiest attempt is shown with its spread and the number of
-attempts, so a ratio is one of a calm machine. Every case runs twice: with the BLAS
+in which an epoch takes up to twice as long, for both frameworks but not alike. So each attempt
+at a case is bracketed by a quick matmul probe, and a case is measured again (after a pause, up
+to ATTEMPTS times in all) when its epochs spread by more than STEADY (slowest / fastest, either
+framework) or the probe ran under CALM of the fastest probe of the run; the calmest attempt is
+shown, with its spread, probe speed and number of attempts. Every case runs twice: with the BLAS
 environment as it is, and with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (this command
 only), each in its own child process, with the BLAS kernel in use reported by threadpoolctl.
 Peak resident memory of training is measured in separate child processes, one per framework,
@@ -55,7 +56,9 @@ CASES = [
 INFERENCE = ("inference 10,000 test images (784-100-10)", [100], "sigmoid")
 FRAMEWORKS = ("digitlab", "torch")
 STEADY = 1.25  # slowest / fastest repetition of a framework, above which a case is measured again
+CALM = 0.85  # ... and the share of the run's fastest matmul probe below which it is
 ATTEMPTS = 3
+PAUSE = 5.0  # seconds before another attempt, for a slow phase to pass
 
 
 def matmul_flops(sizes: list[int], n: int, training: bool) -> float:
@@ -67,16 +70,16 @@ def matmul_flops(sizes: list[int], n: int, training: bool) -> float:
     return flops
 
 
-def matmul_peak(reps: int = 10) -> float:
-    """Best float32 GFLOP/s of a 2048^3 NumPy matmul."""
-    a = np.random.default_rng(0).standard_normal((2048, 2048)).astype(np.float32)
+def matmul_peak(reps: int = 10, size: int = 2048) -> float:
+    """Best float32 GFLOP/s of a size^3 NumPy matmul."""
+    a = np.random.default_rng(0).standard_normal((size, size)).astype(np.float32)
     out = np.empty_like(a)
     best = np.inf
     for _ in range(reps):
         started = time.perf_counter()
         np.matmul(a, a, out=out)
         best = min(best, time.perf_counter() - started)
-    return 2 * 2048**3 / best / 1e9
+    return 2 * size**3 / best / 1e9
 
 
 class DigitlabCase:
@@ -174,6 +177,7 @@ def worker(framework: str, data_dir: str, quick: bool) -> None:
         "epoch": lambda _: case.epoch(x, y),
         "infer": lambda _: case.infer(x_test, y_test),
         "peak": lambda _: matmul_peak(),
+        "probe": lambda _: matmul_peak(reps=5, size=1024),
     }
     serve(handlers, {"n_train": len(x), "kernel": blas_kernel()})
 
@@ -183,23 +187,31 @@ def speed_run(args: list[str], env: dict[str, str], reps: int, only: str) -> dic
     BLAS environment."""
     ours, theirs = (Worker(__file__, [f"worker-{name}", *args], env) for name in FRAMEWORKS)
     peak = ours.ask("peak")
+    fastest_probe = ours.ask("probe")
 
     def measure(setup: list[Any], do: str, n: int) -> dict[str, Any]:
-        """`n` interleaved repetitions of `do`, again while they spread more than STEADY."""
+        """`n` interleaved repetitions of `do`, again while the machine was not calm."""
+        nonlocal fastest_probe
         for worker in (ours, theirs):
             worker.ask("setup", setup)
             worker.ask(do)  # warm-up: allocations, thread start
-        attempts = []
-        for _ in range(ATTEMPTS):
-            times: dict[str, list[float]] = {"digitlab": [], "torch": []}
+        attempts: list[dict[str, Any]] = []
+        for attempt in range(ATTEMPTS):
+            if attempt:
+                time.sleep(PAUSE)
+            probes = [ours.ask("probe")]
+            times: dict[str, Any] = {"digitlab": [], "torch": []}
             for _ in range(n):
                 times["digitlab"].append(ours.ask(do))
                 times["torch"].append(theirs.ask(do))
-            attempts.append(times)
-            if spread(times) <= STEADY:
+            probes.append(ours.ask("probe"))
+            fastest_probe = max(fastest_probe, *probes)
+            attempts.append({**times, "probe": min(probes)})
+            if spread(times) <= STEADY and min(probes) >= CALM * fastest_probe:
                 break
-        steadiest = min(attempts, key=spread)
-        return {**steadiest, "attempts": len(attempts)}
+        # the calmest: the least spread, weighed by how far the probe fell
+        calmest = min(attempts, key=lambda a: spread(a) * fastest_probe / a["probe"])
+        return {**calmest, "probe": calmest["probe"] / fastest_probe, "attempts": len(attempts)}
 
     rows = []
     for name, hidden, activation, optimizer, lr, batch in CASES:
@@ -270,7 +282,7 @@ def table(result: dict[str, Any], title: str) -> str:
         f"{result['n_train']} training images",
         "",
         "| case | digitlab s (median / min) | PyTorch s (median / min) | ratio | "
-        "digitlab GFLOP/s | % of peak | PyTorch GFLOP/s | spread (attempts) |",
+        "digitlab GFLOP/s | % of peak | PyTorch GFLOP/s | spread, probe (attempts) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
@@ -280,7 +292,7 @@ def table(result: dict[str, Any], title: str) -> str:
             f"| {row['case']} | {ours:.3f} / {min(row['digitlab']):.3f} | "
             f"{theirs:.3f} / {min(row['torch']):.3f} | **{ours / theirs:.2f}x** | "
             f"{ours_gflops:.0f} | {100 * ours_gflops / peak:.0f}% | {theirs_gflops:.0f} | "
-            f"{spread(row):.2f} ({row['attempts']}) |"
+            f"{spread(row):.2f}, {100 * row['probe']:.0f}% ({row['attempts']}) |"
         )
     return "\n".join(lines)
 
