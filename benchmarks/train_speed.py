@@ -10,16 +10,19 @@ memory. For each case the two frameworks train one epoch in turn, `reps` times (
 drift in machine load hits both alike); the table gives median and min seconds per epoch, the
 ratio digitlab / PyTorch of the medians, the matrix-multiply GFLOP/s actually achieved (forward,
 weight gradients and input gradients except for the first layer), the machine's float32 matmul
-peak measured in the same run and the share of it. This VM has slow phases of tens of seconds
-in which an epoch takes up to twice as long, for both frameworks but not alike. So each attempt
-at a case is bracketed by a quick matmul probe, and a case is measured again (after a pause, up
-to ATTEMPTS times in all) when its epochs spread by more than STEADY (slowest / fastest, either
-framework) or the probe ran under CALM of the fastest probe of the run; the calmest attempt is
-shown, with its spread, probe speed and number of attempts. Every case runs twice: with the BLAS
-environment as it is, and with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (this command
-only), each in its own child process, with the BLAS kernel in use reported by threadpoolctl.
-Peak resident memory of training is measured in separate child processes, one per framework,
-and of a one-epoch `digitlab train` run (the CLI, with its report) as a user runs it.
+peak measured in the same run and the share of it.
+
+This VM has slow phases of tens of seconds in which an epoch takes up to twice as long, for
+both frameworks but not alike. So each attempt at a case is bracketed by a quick matmul probe,
+and a case is measured again (after a pause, up to ATTEMPTS times in all) when its epochs
+spread by more than STEADY (see spread()) or the probe ran under CALM of the run's fastest;
+the calmest attempt is shown, with its spread, probe speed and number of attempts.
+
+Every case runs twice: with the BLAS environment as it is, and with OPENBLAS_CORETYPE and
+OPENBLAS_L2_SIZE unset (this command only), each in its own child process, with the BLAS
+kernel in use reported by threadpoolctl. Peak resident memory of training is measured in
+separate child processes, one per framework, and of a one-epoch `digitlab train` run (the
+CLI, with its report) as a user runs it.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ CASES = [
 ]
 INFERENCE = ("inference 10,000 test images (784-100-10)", [100], "sigmoid")
 FRAMEWORKS = ("digitlab", "torch")
-STEADY = 1.25  # slowest / fastest repetition of a framework, above which a case is measured again
+STEADY = 1.2  # spread (see spread()) above which a case is measured again
 CALM = 0.85  # ... and the share of the run's fastest matmul probe below which it is
 ATTEMPTS = 3
 PAUSE = 5.0  # seconds before another attempt, for a slow phase to pass
@@ -269,8 +272,14 @@ def run_child(args: list[str], env: dict[str, str]) -> dict[str, Any]:
 
 
 def spread(times: Mapping[str, Any]) -> float:
-    """The larger of the two frameworks' slowest / fastest repetition."""
-    return max(max(times[f]) / min(times[f]) for f in FRAMEWORKS)
+    """Slowest / fastest repetition once the slowest and fastest fifth are dropped (a lone
+    outlier, which the median ignores anyway, does not count), the larger of the two frameworks'."""
+
+    def inner(t: list[float]) -> float:
+        t, k = sorted(t), len(t) // 5
+        return t[-1 - k] / t[k]
+
+    return max(inner(times[f]) for f in FRAMEWORKS)
 
 
 def table(result: dict[str, Any], title: str) -> str:
