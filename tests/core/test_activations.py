@@ -57,6 +57,8 @@ def test_relu_is_max_with_zero_to_the_bit(dtype):
         assert out.dtype == dtype and out.shape == z.shape
         bits = np.uint32 if dtype == np.float32 else np.uint64
         np.testing.assert_array_equal(out.view(bits), np.maximum(z, 0).view(bits))
+    channels_last = np.zeros((2, 4, 4, 3), dtype).transpose(0, 3, 1, 2)  # as a conv returns it
+    assert get_activation("relu").f(channels_last).strides == channels_last.strides
 
 
 def test_leaky_relu_takes_its_slope():
