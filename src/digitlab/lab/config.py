@@ -96,7 +96,7 @@ class Config(BaseModel):
     monitors: bool = True  # per-layer statistics and alarms (a few percent of training time)
     monitor_samples: int = Field(20, gt=0)  # batches per epoch the layer statistics look at
     augment: dict[str, float] | None = None  # {shift, rotate, scale, elastic_alpha, ...}
-    divergence: float = Field(1e4, ge=0)  # stop when the loss exceeds this x the first; 0: never
+    divergence: float = Field(1e4, ge=0)  # stop at loss > this x max(first, 1); 0: never
     seed: int = Field(0, ge=0)
 
     @field_validator("hidden")
