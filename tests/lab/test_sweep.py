@@ -30,16 +30,8 @@ from digitlab.lab.sweep import (
     sweep_command,
     variants,
 )
-from digitlab.lab.sweep_report import (
-    BEST,
-    WITHIN,
-    WORSE,
-    mean_interval,
-    summarise,
-    t_quantile,
-    t_two_sided_p,
-    welch_test,
-)
+from digitlab.report.sweep import BEST, WITHIN, WORSE, summarise
+from digitlab.stats import mean_interval, t_quantile, t_two_sided_p, welch_test
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "sweeps" / "lr_activation.toml"
 
@@ -351,6 +343,42 @@ def test_welch_and_interval_match_scipy():
         low, high = mean_interval(a)
         half = stats.t.ppf(0.975, n_a - 1) * a.std(ddof=1) / math.sqrt(n_a)
         assert (low, high) == pytest.approx((a.mean() - half, a.mean() + half), rel=1e-9)
+
+
+# Welch's t-test, examples 1 and 2 of its Wikipedia article; the expected values are those of
+# digitlab's former NumPy-only t distribution (incomplete beta by a continued fraction), which
+# agree with the article's rounded ones (t -2.46, p 0.021; t -1.57, p 0.149)
+WELCH_CASES = [
+    (
+        [27.5, 21.0, 19.0, 23.6, 17.0, 17.9, 16.9, 20.1, 21.9, 22.6, 23.1, 19.6, 19.0, 21.7, 21.4],
+        [27.1, 22.0, 20.8, 23.4, 23.4, 23.5, 25.8, 22.0, 24.8, 20.2, 21.9, 22.1, 22.9, 20.5, 24.4],
+        (-2.455356398286006, 24.988529290231416, 0.02137800146286687),
+    ),
+    (
+        [17.2, 20.9, 22.6, 18.1, 21.7, 21.4, 23.5, 24.2, 14.7, 21.8],
+        [21.5, 22.8, 21.0, 23.0, 21.6, 23.6, 22.5, 20.7, 23.4, 21.8]
+        + [20.7, 21.7, 21.5, 22.5, 23.6, 21.5, 22.5, 23.5, 21.5, 21.8],
+        (-1.5654335235985037, 9.904741248650831, 0.14884169660532998),
+    ),
+]
+
+
+@pytest.mark.parametrize(("a", "b", "expected"), WELCH_CASES)
+def test_welch_matches_published_and_former_values(a, b, expected):
+    t, df, p = welch_test(a, b)
+    assert (t, df, p) == pytest.approx(expected, rel=1e-9)
+    assert f"{p:.3g}" == f"{expected[2]:.3g}"  # as summary.html prints it
+
+
+def test_interval_and_edge_cases_match_former_values():
+    # former implementation: t(0.975, 2) by bisection on its own tail, and the interval built on it
+    assert t_quantile(0.975, 2) == pytest.approx(4.302652729749459, rel=1e-9)
+    assert t_quantile(0.975, 2.5) == pytest.approx(3.57465484200368, rel=1e-9)
+    assert t_two_sided_p(2.0, 7.3) == pytest.approx(0.08394103933410307, rel=1e-9)
+    low, high = mean_interval([0.91, 0.93, 0.92])
+    assert (low, high) == pytest.approx((0.8951586228824967, 0.9448413771175034), rel=1e-12)
+    assert welch_test([0.9, 0.9], [0.9, 0.9]) == (0.0, math.inf, 1.0)  # SciPy alone: NaN
+    assert welch_test([0.9, 0.9], [0.8, 0.8]) == (math.inf, math.inf, 0.0)
 
 
 def record(val, test=None, seed=0):
