@@ -21,6 +21,8 @@ from rich.console import Console
 from digitlab.errors import ConfigError, NumericError
 from digitlab.lab.sweep import (
     LOG_FILE,
+    SECTION_KEYS,
+    SWEEP_KEYS,
     TrialLog,
     parse_sweep,
     plan,
@@ -299,6 +301,25 @@ def test_random_mode_draws_distinct_variants_reproducibly():
 def test_malformed_sweep_files_are_one_line_errors(table, message):
     with pytest.raises(ConfigError, match=message):
         parse_sweep(table, source="s.toml")
+
+
+def test_the_declared_keys_are_the_accepted_ones():
+    assert all(isinstance(doc, str) and doc for doc in SWEEP_KEYS.values())
+    for key in SWEEP_KEYS:  # each is known (the value may still be malformed for it)
+        try:
+            parse_sweep({key: object()}, source="s.toml")
+        except ConfigError as err:
+            assert "unknown sweep key" not in str(err)
+    with pytest.raises(ConfigError, match="unknown sweep key"):
+        parse_sweep({"seed": 1}, source="s.toml")
+    for section, keys in SECTION_KEYS.items():
+        assert "seed" not in keys and {"lr", "layers", "epochs"} <= keys, section
+    with pytest.raises(ConfigError, match="nope"):  # outside SECTION_KEYS: the config rejects it
+        plan(parse_sweep({"base": {"nope": 1}}))
+    for recipe in RECIPE.parent.glob("*.toml"):  # every shipped sweep file stays within them
+        spec = read_sweep(recipe)
+        used = set(spec.base) | set(spec.grid) | {k for v in spec.listed or [] for k in v}
+        assert used <= SECTION_KEYS["base"], recipe.name
 
 
 def test_ray_missing_is_a_one_line_error(tmp_path, monkeypatch):
