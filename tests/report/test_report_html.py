@@ -188,3 +188,4 @@ def test_summary_describes_the_saved_model_not_the_default_hidden(tmp_path: Path
     # conv: 4 filters x 3 x 3 weights + 4 biases = 40; dense: (4 x 4 x 4) x 10 + 10 = 650
     assert "690 parameters" in text
     assert "100" not in text and "activation relu" not in text
+    assert "<td>learning rate</td><td>0.1, schedule constant</td>" in summary

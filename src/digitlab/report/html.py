@@ -175,6 +175,9 @@ def model_text(model: ModelSummary) -> str:
 def _summary(page: Page, run: RunFolder) -> None:
     config = run.config
     get = config.get
+    # config.json of older runs has the short names (lr), of newer ones the full words
+    rate = get("learning_rate", get("lr", "?"))
+    schedule = get("learning_rate_schedule", get("lr_schedule"))
     model = model_text(run.model) + (f", loss {get('loss')}" if get("loss") else "")
     transforms = [
         name if value is True else f"{name} {value}"
@@ -204,7 +207,7 @@ def _summary(page: Page, run: RunFolder) -> None:
         ("split", split),
         ("model", model),
         ("optimizer", _entry(get("optimizer")) + "".join(f", {p}" for p in penalties)),
-        ("learning rate", f"{get('lr', '?')}, schedule {_entry(get('lr_schedule'))}"),
+        ("learning rate", f"{rate}, schedule {_entry(schedule)}"),
         ("batch size", batch),
         ("epochs", epochs),
         ("seed", str(get("seed", "?"))),

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import AliasChoices
 
 from digitlab.errors import ConfigError, DigitlabError
 from digitlab.lab.config import Config, make_config
@@ -65,8 +66,20 @@ SWEEP_KEYS: dict[str, str] = {
 }
 """The sweep file's top-level keys, each with a one-line description."""
 
+
+def _config_keys() -> frozenset[str]:
+    """Every key a config accepts: each field's name and the older names it still loads as."""
+    keys = set()
+    for name, info in Config.model_fields.items():
+        keys.add(name)
+        alias = info.validation_alias
+        choices = alias.choices if isinstance(alias, AliasChoices) else [alias or info.alias]
+        keys.update(choice for choice in choices if isinstance(choice, str))
+    return frozenset(keys)
+
+
 SECTION_KEYS: dict[str, frozenset[str]] = {
-    section: frozenset(Config.model_fields) - {"seed"} for section in ("base", "grid", "variants")
+    section: _config_keys() - {"seed"} for section in ("base", "grid", "variants")
 }
 """The keys each section accepts: any config key but `seed` (set by the top-level `seeds`).
 In [base] and [[variants]] a key takes a config value; in [grid], a list of them."""
