@@ -25,7 +25,7 @@ def run_cli(args, capsys):
 def test_default_train_reaches_97_percent_and_writes_the_run_folder(tmp_path):
     # the real console script, as a user runs it, with no arguments
     result = subprocess.run(
-        [sys.executable, "-m", "digitlab.cli", "train"],
+        [sys.executable, "-m", "digitlab", "train"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -150,7 +150,7 @@ def test_corrupt_idx_is_one_line(tmp_path, mnist_dir, capsys, how):
         (["--activation", "swishy"], "unknown activation 'swishy'"),
         (["--optimizer", "adamm"], "unknown optimizer 'adamm'"),
         (["--lr", "abc"], "'abc' is not a valid float"),
-        (["--lr", "0"], "lr: Input should be greater than 0"),
+        (["--lr", "0"], "learning_rate: Input should be greater than 0"),
         (["--hidden", "100,x"], "comma list"),
         (["--hidden", "0"], "hidden sizes must all be > 0"),
         (["--batch-size", "-5"], "batch_size"),
