@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from digitlab.cli import main
+from digitlab.lab.runs import RUN_FILES
 
 
 def run_cli(args, capsys):
@@ -48,6 +49,8 @@ def test_default_train_reaches_97_percent_and_writes_the_run_folder(tmp_path):
         "report.html",
         "plots",
     }
+    written = {p.name + ("/" if p.is_dir() else "") for p in folder.iterdir()}
+    assert written <= set(RUN_FILES)  # the reference section's list of run-folder files
     assert len((folder / "history.jsonl").read_text().splitlines()) == 50
     assert "test" in result.stdout and "confusion" in result.stdout
 

@@ -40,7 +40,9 @@ from digitlab.lab.runs import new_run_dir, read_history
     shell_complete=run_folders,
     help="Continue RUN from its checkpoint.",
 )
-@click.option("--report/--no-report", default=True, help="Write report.html and plots/ [on].")
+@click.option(
+    "--report/--no-report", default=True, help="Write report.html and plots/. [default: on]"
+)
 def train(
     config_file: str | None,
     out: str | None,
