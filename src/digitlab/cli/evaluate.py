@@ -6,7 +6,7 @@ import click
 import numpy as np
 
 from digitlab.cli.complete import run_folders
-from digitlab.cli.options import config_flag
+from digitlab.cli.options import config_flag, with_options
 from digitlab.cli.output import console, print_confusion
 from digitlab.core.train import evaluate
 from digitlab.errors import ConfigError
@@ -15,16 +15,14 @@ from digitlab.lab.experiment import config_of_model, prepare_data, summarise
 from digitlab.lab.modelfile import load_model
 
 
-def _data_flags(command: click.Command) -> click.Command:
-    """--data and --data-dir as train has them, defaulting to what the model was trained on."""
-    for name in ("data_dir", "data"):
-        command.params[:0] = config_flag(name, default_text="as trained")
-    return command
-
-
-@_data_flags
 @click.command("eval")
 @click.argument("model_path", metavar="MODEL", shell_complete=run_folders)
+@with_options(  # as train has them, but defaulting to what the model was trained on
+    [
+        *config_flag("data", default_text="as trained"),
+        *config_flag("data_dir", default_text="as trained"),
+    ]
+)
 @click.option(
     "--split",
     "split_name",

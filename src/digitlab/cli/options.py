@@ -171,6 +171,17 @@ ENTRY_FIELDS = [
 ]
 
 
+def with_options(options: list[click.Option]) -> Callable[[Any], Any]:
+    """A decorator adding `options` (in this order) to a command's function, like click.option."""
+
+    def decorate(function: Any) -> Any:
+        # click builds a command's parameters from __click_params__ in reverse order
+        function.__click_params__ = [*getattr(function, "__click_params__", []), *options[::-1]]
+        return function
+
+    return decorate
+
+
 def config_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate a command with --config, --plugin and one flag per Config field."""
     generated = [option for name in CONFIG_FIELDS for option in config_flag(name)]
@@ -185,9 +196,7 @@ def config_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="Python file registering activations, layers etc. (repeatable).",
         ),
     ]
-    params = getattr(command, "__click_params__", [])
-    command.__click_params__ = params + list(reversed(by_hand + generated))  # type: ignore[attr-defined]
-    return command
+    return with_options(by_hand + generated)(command)
 
 
 def config_from_flags(
