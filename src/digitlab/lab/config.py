@@ -80,11 +80,6 @@ REGISTRIES: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def _key(name: str, *aliases: str) -> Any:
-    """A key with older names still accepted in TOML files, saved configs and flags."""
-    return AliasChoices(name, *aliases)
-
-
 class Config(BaseModel):
     """Everything a run needs; defaults train the 8x8 digits to about 98% in seconds.
 
@@ -127,7 +122,7 @@ class Config(BaseModel):
     )
     hidden_sizes: list[int] = Field(
         default_factory=lambda: [100],
-        validation_alias=_key("hidden_sizes", "hidden"),
+        validation_alias=AliasChoices("hidden_sizes", "hidden"),
         description="Hidden layer sizes (a flag takes a comma list like 256,128).",
     )
     activation: Entry = Field(Entry(name="relu"), description="Hidden activation.")
@@ -142,11 +137,14 @@ class Config(BaseModel):
     # training
     optimizer: Entry = Field(Entry(name="sgd"), description="Optimizer.")
     learning_rate: float = Field(
-        0.1, gt=0, validation_alias=_key("learning_rate", "lr"), description="Learning rate."
+        0.1,
+        gt=0,
+        validation_alias=AliasChoices("learning_rate", "lr"),
+        description="Learning rate.",
     )
     learning_rate_schedule: Entry = Field(
         Entry(name="constant"),
-        validation_alias=_key("learning_rate_schedule", "lr_schedule"),
+        validation_alias=AliasChoices("learning_rate_schedule", "lr_schedule"),
         description="Learning-rate schedule.",
     )
     batch_size: int = Field(32, gt=0, description="Batch size.")
