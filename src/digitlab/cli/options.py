@@ -193,7 +193,7 @@ def config_options(command: Callable[..., Any]) -> Callable[..., Any]:
             ["plugin", "--plugin"],
             multiple=True,
             type=click.Path(dir_okay=False),
-            help="Python file registering activations, layers etc. (repeatable).",
+            help=f"{Config.model_fields['plugins'].description} (repeatable)",
         ),
     ]
     return with_options(by_hand + generated)(command)
