@@ -48,7 +48,9 @@ NODE_KEYS = {
 
 
 def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Table-safe markdown: no pipes, newlines or tags (`runs/<time>` would vanish as one)."""
+    text = str(text).replace("|", "\\|").replace("\n", " ")
+    return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
