@@ -64,15 +64,15 @@ def lines(path: Path) -> list[dict]:
 def fake_trial(config, folder):
     """Instant, deterministic 'training'; lr 0.5 kills its worker, lr 0.7 calls sys.exit,
     lr >= 1e6 diverges, lr 0.3 takes a while."""
-    if config.lr >= 1e6:
-        raise NumericError(f"non-finite loss at epoch 1 (lr {config.lr:g})")
-    if config.lr == 0.5:
+    if config.learning_rate >= 1e6:
+        raise NumericError(f"non-finite loss at epoch 1 (lr {config.learning_rate:g})")
+    if config.learning_rate == 0.5:
         os.kill(os.getpid(), signal.SIGKILL)
-    if config.lr == 0.7:
+    if config.learning_rate == 0.7:
         sys.exit(3)
-    if config.lr == 0.3:
+    if config.learning_rate == 0.3:
         time.sleep(0.25)
-    accuracy = 0.5 + config.lr / 10 + config.seed / 1000
+    accuracy = 0.5 + config.learning_rate / 10 + config.seed / 1000
     (folder / "history.jsonl").write_text(json.dumps({"epoch": 1, "val_accuracy": accuracy}) + "\n")
     return {
         "val_accuracy": accuracy,

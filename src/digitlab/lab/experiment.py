@@ -120,7 +120,7 @@ def build_from_config(
             spec.append({"type": "dense", "units": n_classes, "init": "xavier"})
     else:
         spec = mlp_spec(
-            config.hidden,
+            config.hidden_sizes,
             n_classes,
             config.activation.name,
             activation_params=config.activation.params,
@@ -139,7 +139,11 @@ def build_from_config(
 
 def make_optimizer(config: Config) -> Optimizer:
     return get_optimizer(
-        config.optimizer.name, config.lr, l1=config.l1, l2=config.l2, **config.optimizer.params
+        config.optimizer.name,
+        config.learning_rate,
+        l1=config.l1,
+        l2=config.l2,
+        **config.optimizer.params,
     )
 
 
@@ -177,7 +181,10 @@ def train_session(
         epochs=config.epochs,
         batch_size=batch_size_schedule(config.batch_size, config.batch_ramp),
         learning_rate=get_schedule(
-            config.lr_schedule.name, config.lr, config.epochs, **config.lr_schedule.params
+            config.learning_rate_schedule.name,
+            config.learning_rate,
+            config.epochs,
+            **config.learning_rate_schedule.params,
         ),
         rng=session.shuffle_rng,
         loss=config.loss,

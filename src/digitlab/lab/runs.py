@@ -18,6 +18,27 @@ import numpy as np
 
 from digitlab.errors import ConfigError, DataError
 
+# What a run folder holds, in one place: the README's reference and the CLI's completion read it.
+RUN_FILES: dict[str, str] = {
+    "config.json": "the resolved config (every key, full names); `--config` reads it back",
+    "history.jsonl": "one JSON line per epoch: losses, accuracies, learning rate, batch size, "
+    "monitor numbers, seconds",
+    "metrics.json": "per split: loss, accuracy with its 95% Wilson interval, n, confusion matrix",
+    "model.npz": "weights and layer description (no pickle); `digitlab eval` reads it",
+    "predictions.npz": "validation and test labels, predictions, probabilities and the hardest "
+    "examples, for reports that never rerun the model",
+    "diagnostics.json": "the alarms' findings: kind, severity, message, likely causes, remedies",
+    "report.html": "one self-contained page of the results (`digitlab report RUN` redraws it)",
+    "plots/": "the report's figures as PNG files",
+    "checkpoint.npz": "with --checkpoint-every or after Ctrl-C: what `train --resume` needs",
+}
+
+
+def is_run_folder(path: str | os.PathLike[str]) -> bool:
+    """True for a folder a run wrote into (it holds config.json or history.jsonl)."""
+    folder = Path(path)
+    return (folder / "config.json").is_file() or (folder / "history.jsonl").is_file()
+
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
     """Call write(file) on a temporary file beside `path`, fsync it, then rename it to `path`."""
