@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
+from digitlab.cli.sweep import sweep as sweep_command
 from digitlab.errors import ConfigError, NumericError
 from digitlab.lab.sweep import (
     LOG_FILE,
@@ -29,7 +30,6 @@ from digitlab.lab.sweep import (
     read_records,
     read_sweep,
     run_sweep,
-    sweep_command,
     variants,
 )
 from digitlab.report.sweep import BEST, WITHIN, WORSE, summarise

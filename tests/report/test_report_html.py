@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from digitlab.cli.report import report as report_command
 from digitlab.errors import DataError, DigitlabError, ModelError
 from digitlab.report import build_report
-from digitlab.report.command import report_command
 from digitlab.report.html import PLOT_FILES, SECTION_IDS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -1,7 +1,7 @@
 """The command line: flags and TOML -> Config -> library calls -> printed results.
 
 One click group, `app`, holds every command: train, gradcheck and diagnose (train.py), eval
-(evaluate.py), list (registries.py), and sweep, report and tough from their own modules. Config
+(evaluate.py), list (registries.py), sweep (sweep.py), report and tough (report.py). Config
 flags are generated from the Config model (options.py); shell completion is click's own
 (complete.py). Errors we raise on purpose (DigitlabError) and bad flags are printed as one line
 on stderr with a non-zero exit code (1 for a run that failed, 2 for a usage error), never as a
@@ -15,14 +15,12 @@ import sys
 import click
 from rich.console import Console
 
-from digitlab.cli.complete import run_folders
 from digitlab.cli.evaluate import eval_command
 from digitlab.cli.registries import list_command
+from digitlab.cli.report import report, tough
+from digitlab.cli.sweep import sweep
 from digitlab.cli.train import diagnose, gradcheck, train
 from digitlab.errors import DigitlabError
-from digitlab.lab.sweep import sweep_command
-from digitlab.report.command import report_command
-from digitlab.report.tough import tough_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,13 +29,8 @@ def app() -> None:
     """digitlab: a from-scratch NumPy neural-network workbench for handwritten digits."""
 
 
-for command in (train, gradcheck, diagnose, eval_command, list_command):
+for command in (train, gradcheck, diagnose, eval_command, list_command, sweep, report, tough):
     app.add_command(command)
-for command in (report_command, tough_command, sweep_command):
-    app.add_command(command)
-# report and tough take run folders: complete them as such (their commands live elsewhere)
-for command in (report_command, tough_command):
-    command.params[0]._custom_shell_complete = run_folders
 
 
 def main(argv: list[str] | None = None) -> None:

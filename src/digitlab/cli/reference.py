@@ -25,20 +25,6 @@ START = "<!-- reference:start -->"
 END = "<!-- reference:end -->"
 COMMAND = "python scripts/reference.py"
 
-# What each sweep-file key means. The keys themselves are the parser's (SWEEP_KEYS); the test
-# checks that this table describes exactly those.
-SWEEP_KEY_DOCS = {
-    "name": "names the output folder sweeps/NAME [the file's stem]",
-    "description": "free text, kept in the sweep folder's sweep.json",
-    "seeds": "a list of distinct seeds >= 0, or a count N meaning seeds 0..N-1 [1]",
-    "mode": '"grid" (every combination of [grid]) or "random" (`samples` of them) [grid]',
-    "samples": "random mode: how many variants, drawn without repetition",
-    "sample_seed": "random mode: seeds the draw, so a rerun draws the same variants [0]",
-    "base": "table of `digitlab train` config keys shared by every trial (no seed)",
-    "grid": "table of key -> list of values; every combination is a variant",
-    "variants": "`[[variants]]`: one table of keys per variant, over [base] (instead of [grid])",
-}
-
 # Keys every layer table may carry, read by the model engine (core/model.py), not the layer.
 NODE_KEYS = {
     "type": "the layer type (one of the rows below)",
@@ -128,7 +114,7 @@ def reference_markdown() -> str:
         "### `layers` keys per layer type\n\n"
         + _table(["layer type", "key", "required or default"], layer_rows()),
         "### Sweep-file keys\n\n"
-        + _table(["key", "meaning"], [[f"`{k}`", SWEEP_KEY_DOCS[k]] for k in SWEEP_KEYS]),
+        + _table(["key", "meaning"], [[f"`{k}`", SWEEP_KEYS[k]] for k in SWEEP_KEYS]),
         "### Run-folder files\n\n"
         + _table(["file", "what it holds"], [[f"`{k}`", v] for k, v in RUN_FILES.items()]),
     ]

@@ -8,7 +8,7 @@ The parts, each in its own module:
     trials.py     the trial log OUT/trials.jsonl: appended and fsynced, torn lines ignored
     worker.py     running one trial inside a worker: outcome, error.txt, staging and install
     executors.py  local worker processes (a dead worker fails only its trial) and Ray tasks
-    command.py    `run_sweep` and the click command: skip what is done, run, summarise
+    runner.py     `run_sweep`: skip what is done, run, summarise (the command is cli/sweep.py)
 The summary (statistics, summary.csv, the table, summary.html) is in report/sweep.py and
 report/sweep_page.py, which read what the sweep recorded and never train.
 
@@ -17,8 +17,8 @@ folder) -> metrics` must be importable by name (workers are spawned, not forked)
 that calls run_sweep needs `if __name__ == "__main__":`, since spawned workers import it.
 """
 
-from digitlab.lab.sweep.command import TRIALS_DIR, SweepResult, run_sweep, sweep_command
 from digitlab.lab.sweep.executors import default_workers, run_local, run_ray
+from digitlab.lab.sweep.runner import TRIALS_DIR, SweepResult, run_sweep
 from digitlab.lab.sweep.sweepfile import (
     SECTION_KEYS,
     SWEEP_KEYS,
@@ -54,7 +54,6 @@ __all__ = [
     "run_ray",
     "run_sweep",
     "run_trial",
-    "sweep_command",
     "trial_id",
     "variants",
 ]

@@ -54,15 +54,15 @@ from digitlab.lab.config import Config, make_config
 from digitlab.report.sweep import option_label, variant_label
 
 SWEEP_KEYS: dict[str, str] = {
-    "name": "names the output folder sweeps/<name> [the file's stem]",
-    "description": "free text, kept in sweep.json",
-    "seeds": "a count N (seeds 0..N-1) or a list of distinct seeds >= 0 [1]",
-    "mode": "'grid' (every combination) or 'random' (`samples` drawn from the grid) ['grid']",
-    "samples": "(random mode) how many variants to draw, without repetition",
-    "sample_seed": "(random mode) seeds the draw, so reruns draw the same [0]",
-    "base": "a table of `digitlab train` config keys shared by every trial",
-    "grid": "a table: config key -> list of values; every combination is a variant",
-    "variants": "a list of tables of config keys, one per variant (instead of [grid])",
+    "name": "names the output folder sweeps/NAME [the file's stem]",
+    "description": "free text, kept in the sweep folder's sweep.json",
+    "seeds": "a list of distinct seeds >= 0, or a count N meaning seeds 0..N-1 [1]",
+    "mode": '"grid" (every combination of [grid]) or "random" (`samples` of them) [grid]',
+    "samples": "random mode: how many variants, drawn without repetition",
+    "sample_seed": "random mode: seeds the draw, so a rerun draws the same variants [0]",
+    "base": "table of `digitlab train` config keys shared by every trial (no seed)",
+    "grid": "table of key -> list of values; every combination is a variant",
+    "variants": "`[[variants]]`: one table of keys per variant, over [base] (instead of [grid])",
 }
 """The sweep file's top-level keys, each with a one-line description."""
 

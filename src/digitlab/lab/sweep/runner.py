@@ -1,13 +1,11 @@
-"""`digitlab sweep SWEEP.toml [--out DIR] [--workers N] [--ray ADDRESS|local] [--retry-failed]`.
-
-`run_sweep` plans the trials (sweepfile.py), skips those the log (trials.py) records as done,
-runs the rest on an executor (executors.py), recording each as it finishes, and ends with the
-summary: OUT/summary.csv, a terminal table and OUT/summary.html ranking the variants by mean
-validation accuracy (report/sweep.py for the statistics, report/sweep_page.py for the page).
-A trial's run folder is OUT/trials/<id>/ (config.json, history.jsonl, metrics.json,
-predictions.npz, model.npz; error.txt instead for a failed trial). A rerun skips trials whose
-latest record is done; failed ones are retried only with --retry-failed. Ctrl-C stops the
-workers; finished trials stay recorded and a rerun resumes.
+"""Running a sweep: `run_sweep` plans the trials (sweepfile.py), skips those the log
+(trials.py) records as done, runs the rest on an executor (executors.py), recording each as it
+finishes, and ends with the summary: OUT/summary.csv, a terminal table and OUT/summary.html
+ranking the variants by mean validation accuracy (report/sweep.py for the statistics,
+report/sweep_page.py for the page). A trial's run folder is OUT/trials/<id>/ (config.json,
+history.jsonl, metrics.json, predictions.npz, model.npz; error.txt instead for a failed trial).
+A rerun skips trials whose latest record is done; failed ones are retried only with
+--retry-failed. Ctrl-C stops the workers; finished trials stay recorded and a rerun resumes.
 """
 
 from __future__ import annotations
@@ -22,14 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from digitlab.errors import ConfigError
 from digitlab.lab.runs import write_json
 from digitlab.lab.sweep.executors import default_workers, run_local, run_ray
-from digitlab.lab.sweep.sweepfile import SweepSpec, Trial, plan, read_sweep
+from digitlab.lab.sweep.sweepfile import SweepSpec, Trial, plan
 from digitlab.lab.sweep.trials import LOG_FILE, TrialLog
 from digitlab.lab.sweep.worker import TrialFunction, run_trial
 from digitlab.report.sweep import print_table, summarise, variant_label, write_summary
@@ -209,39 +206,3 @@ def _execute(
                 f"{log.path}; rerun to resume"
             )
             raise
-
-
-@click.command("sweep")
-@click.argument("sweep_file", type=click.Path(dir_okay=False))
-@click.option("--out", type=click.Path(file_okay=False), help="Sweep folder [sweeps/<name>].")
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    help="Trials run at once [number of CPUs]; with --ray local, the CPUs Ray may use.",
-)
-@click.option(
-    "--ray",
-    "ray_address",
-    metavar="ADDRESS|local",
-    help="Run trials as Ray tasks on the cluster at ADDRESS, or on a new local Ray instance.",
-)
-@click.option("--retry-failed", is_flag=True, help="Run failed trials again (done ones are kept).")
-def sweep_command(
-    sweep_file: str,
-    out: str | None,
-    workers: int | None,
-    ray_address: str | None,
-    retry_failed: bool,
-) -> None:
-    """Run a parameter sweep (configs x seeds) from a TOML file; resumes where it stopped.
-
-    Writes OUT/trials/<id>/ per trial, OUT/trials.jsonl, OUT/summary.csv and OUT/summary.html.
-    Failed trials are listed but do not change the exit code; a bad sweep file does.
-    """
-    run_sweep(
-        read_sweep(sweep_file),
-        out,
-        workers=workers,
-        ray_address=ray_address,
-        retry_failed=retry_failed,
-    )
