@@ -430,11 +430,12 @@ class GradcheckReport:
 
 
 def run_gradcheck(config: Config, examples: int = 8) -> GradcheckReport:
-    """Check the config's model (in float64, without dropout) on a few real training examples,
-    and every registered activation (plugins included), against finite differences."""
+    """Check the config's model (in float64, in training mode: batch statistics, one fixed
+    dropout mask) on a few real training examples, and every registered activation (plugins
+    included), against finite differences."""
     if examples <= 0:
         raise ConfigError(f"--examples must be > 0, got {examples}")
-    config = make_config({**to_dict(config), "dtype": "float64", "dropout": 0.0})
+    config = make_config({**to_dict(config), "dtype": "float64"})
     prepared = prepare_data(config)
     train = prepared.splits.train
     model = build_from_config(config, train.x.shape[1], prepared.n_classes)
