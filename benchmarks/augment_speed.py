@@ -26,9 +26,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from digitlab.core.layers import mlp_spec
 from digitlab.core.model import build_model
 from digitlab.core.optim import batch_size_schedule, get_optimizer, get_schedule
+from digitlab.core.specs import mlp_spec
 from digitlab.core.train import fit
 from digitlab.data.augment import Augment
 

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from digitlab.core.activations import ACTIVATIONS
-from digitlab.core.layers import Dropout, mlp_spec
+from digitlab.core.layers import Dropout
 from digitlab.core.model import build_model
+from digitlab.core.specs import mlp_spec
 from digitlab.diagnostics.gradcheck import check_model
 from digitlab.errors import ConfigError
 

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from digitlab.core.layers import mlp_spec
 from digitlab.core.model import build_model
 from digitlab.core.optim import batch_size_schedule, get_optimizer, get_schedule
+from digitlab.core.specs import mlp_spec
 from digitlab.core.train import evaluate, fit
 from digitlab.errors import NumericError
 

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from digitlab.core.activations import ACTIVATIONS
-from digitlab.core.layers import mlp_spec
 from digitlab.core.model import Sequential, build_model
 from digitlab.core.optim import Optimizer, batch_size_schedule, get_optimizer, get_schedule
+from digitlab.core.specs import mlp_spec
 from digitlab.core.train import (
     BatchCallback,
     EpochCallback,
