@@ -20,10 +20,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from digitlab.core.activations import ACTIVATIONS
+from digitlab.core.evaluation import evaluate
 from digitlab.core.init import INITIALISERS
 from digitlab.core.losses import LOSSES
 from digitlab.core.optim import OPTIMIZERS, SCHEDULES
-from digitlab.core.train import evaluate
 from digitlab.diagnostics.alarms import Finding, find
 from digitlab.errors import ConfigError, DigitlabError
 from digitlab.lab.checkpoint import read_checkpoint

@@ -5,7 +5,7 @@ import digitlab.core  # noqa: F401  (importing the package registers the image l
 from digitlab.core.layers import LAYERS
 from digitlab.core.model import build_model
 from digitlab.core.optim import batch_size_schedule, get_optimizer, get_schedule
-from digitlab.core.train import fit
+from digitlab.core.train import TrainOptions, fit
 from digitlab.diagnostics.gradcheck import STEP, check_model, relative_error
 from digitlab.errors import ConfigError
 from digitlab.lab.modelfile import load_model, save_model
@@ -362,10 +362,8 @@ def test_batchnorm_running_stats_survive_save_and_load(tmp_path, rng):
     model = build(small_cnn(), (1, 12, 12), dtype=np.float32)
     x = rng.standard_normal((64, 144)).astype(np.float32)
     y = rng.integers(0, 10, 64)
-    fit(
-        model, x, y, get_optimizer("sgd", 0.05), epochs=1, rng=rng,
-        batch_size=batch_size_schedule(16), learning_rate=get_schedule("constant", 0.05, 1),
-    )  # fmt: skip
+    options = TrainOptions(1, batch_size_schedule(16), get_schedule("constant", 0.05, 1))
+    fit(model, x, y, get_optimizer("sgd", 0.05), options, rng=rng)
     stats = dict(model.buffers())
     assert not np.allclose(stats["batchnorm1.running_mean"], 0)
     loaded, _ = load_model(save_model(model, tmp_path / "cnn.npz"))
@@ -379,7 +377,7 @@ def test_batchnorm_running_stats_survive_save_and_load(tmp_path, rng):
 
 
 def test_a_small_cnn_learns_the_8x8_digits():
-    from digitlab.core.train import evaluate
+    from digitlab.core.evaluation import evaluate
     from digitlab.data import build_pipeline, load_digits
 
     data = load_digits()
@@ -395,10 +393,8 @@ def test_a_small_cnn_learns_the_8x8_digits():
     ]
     rng = np.random.default_rng(0)
     model = build_model(spec, 64, rng)
-    fit(
-        model, x, data.y_train, get_optimizer("momentum", 0.05), epochs=4, rng=rng,
-        batch_size=batch_size_schedule(32), learning_rate=get_schedule("constant", 0.05, 4),
-    )  # fmt: skip
+    options = TrainOptions(4, batch_size_schedule(32), get_schedule("constant", 0.05, 4))
+    fit(model, x, data.y_train, get_optimizer("momentum", 0.05), options, rng=rng)
     result = evaluate(model, x_test, data.y_test)
     assert result.accuracy >= 0.95
     assert result.probabilities.dtype == np.float32

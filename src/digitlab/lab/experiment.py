@@ -16,16 +16,16 @@ from typing import Any
 import numpy as np
 
 from digitlab.core.activations import ACTIVATIONS
+from digitlab.core.evaluation import Evaluation, History, evaluate
 from digitlab.core.model import Sequential, build_model
 from digitlab.core.optim import Optimizer, batch_size_schedule, get_optimizer, get_schedule
 from digitlab.core.specs import mlp_spec
 from digitlab.core.train import (
     BatchCallback,
     EpochCallback,
-    Evaluation,
-    History,
+    TrainHooks,
+    TrainOptions,
     TrainState,
-    evaluate,
     fit,
 )
 from digitlab.data import Split, Splits, build_pipeline, load_dataset, make_splits
@@ -169,27 +169,15 @@ def train_session(
 ) -> History:
     """Train a session (fresh or restored from a checkpoint) up to the config's epochs."""
     train, val = prepared.splits.train, prepared.splits.val
-    return fit(
-        session.model,
-        train.x,
-        train.y,
-        session.optimizer,
+    options = TrainOptions(
         epochs=config.epochs,
         batch_size=batch_size_schedule(config.batch_size, config.batch_ramp),
         learning_rate=get_schedule(
             config.lr_schedule.name, config.lr, config.epochs, **config.lr_schedule.params
         ),
-        rng=session.shuffle_rng,
         loss=config.loss,
-        validation=(val.x, val.y),
         patience=config.patience,
         divergence=config.divergence or None,
-        monitors=default_monitors(config.monitor_samples) if config.monitors else (),
-        callbacks=callbacks,
-        on_batch=on_batch,
-        history=session.history,
-        state=session.state,
-        should_stop=should_stop,
         augment=(
             build_augment(
                 config.augment,
@@ -200,6 +188,24 @@ def train_session(
             if config.augment
             else None
         ),
+    )
+    hooks = TrainHooks(
+        callbacks=callbacks,
+        on_batch=on_batch,
+        monitors=default_monitors(config.monitor_samples) if config.monitors else (),
+        should_stop=should_stop,
+    )
+    return fit(
+        session.model,
+        train.x,
+        train.y,
+        session.optimizer,
+        options,
+        rng=session.shuffle_rng,
+        validation=(val.x, val.y),
+        hooks=hooks,
+        history=session.history,
+        state=session.state,
     )
 
 
