@@ -222,7 +222,7 @@ def _end_epoch(
     monitors: Sequence[Monitor],
     state: TrainState,
 ) -> tuple[dict[str, float], Evaluation | None]:
-    """The finished epoch's record and validation result; the state moves to the next epoch."""
+    """The finished epoch's record (all but its seconds) and its validation result."""
     record = {
         "epoch": float(state.epoch + 1),
         "learning_rate": float(optimizer.learning_rate),
