@@ -159,3 +159,12 @@ def test_non_finite_output_in_a_branch_names_that_node():
     with pytest.raises(NumericError, match="first non-finite value in the output of layer branch"):
         fit(model, x, np.zeros(8, int), get_optimizer("sgd", 0.1),
             options(1, 0.1, 4, divergence=None), rng=np.random.default_rng(0))  # fmt: skip
+
+
+def test_an_unknown_loss_fails_before_training():
+    from digitlab.errors import ConfigError
+
+    model = build_model(mlp_spec([4], 3, "relu"), 6, np.random.default_rng(0))
+    with pytest.raises(ConfigError, match="unknown loss 'nope'"):
+        fit(model, np.zeros((10, 5), np.float32), np.zeros(10, int), get_optimizer("sgd", 0.1),
+            options(1, 0.1, 4, loss="nope"), rng=np.random.default_rng(0))  # fmt: skip

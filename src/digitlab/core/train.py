@@ -126,6 +126,7 @@ def fit(
     An unusable loss (see core/guards.py) raises NumericError naming epoch, batch and where it
     arose; the weights of the last finished epoch are put back first.
     """
+    get_loss(options.loss)  # an unknown loss is a ConfigError before any work
     check_data(model, x, y, "training")
     if validation is not None:
         check_data(model, *validation, "validation")
