@@ -2,8 +2,10 @@
 dropout mask and untouched running statistics; a planted wrong derivative still fails, named."""
 
 import numpy as np
+import pytest
 
 from digitlab.cli import main
+from digitlab.core.activations import ACTIVATIONS
 from digitlab.core.model import build_model
 from digitlab.diagnostics.gradcheck import check_model
 
@@ -47,7 +49,16 @@ def test_batchnorm_and_dropout_pass_from_the_cli(tmp_path, capsys):
     assert "layer batchnorm1" in out and "layer dense1" in out
 
 
-def test_a_wrong_derivative_in_that_model_fails_and_is_named(tmp_path, capsys):
+@pytest.fixture
+def registry():
+    """The activation registry, put back as it was after the test (the plugin registers one)."""
+    saved = dict(ACTIVATIONS)
+    yield ACTIVATIONS
+    ACTIVATIONS.clear()
+    ACTIVATIONS.update(saved)
+
+
+def test_a_wrong_derivative_in_that_model_fails_and_is_named(tmp_path, capsys, registry):
     plugin = tmp_path / "planted.py"
     plugin.write_text(PLANTED)
     config = tmp_path / "bad.toml"
@@ -58,6 +69,7 @@ def test_a_wrong_derivative_in_that_model_fails_and_is_named(tmp_path, capsys):
     assert code == 1
     assert "FAIL: activation planted_tanh_bug" in out
     assert "the error enters at: planted_tanh_bug1" in out
+    assert "planted_tanh_bug" in registry
 
 
 def test_check_model_leaves_running_statistics_and_dropout_stream_alone(rng):
