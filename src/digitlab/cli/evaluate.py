@@ -8,7 +8,7 @@ import numpy as np
 from digitlab.cli.complete import run_folders
 from digitlab.cli.options import config_flag, with_options
 from digitlab.cli.output import console, print_confusion
-from digitlab.core.train import evaluate
+from digitlab.core.evaluation import evaluate
 from digitlab.errors import ConfigError
 from digitlab.lab.config import load_config
 from digitlab.lab.experiment import config_of_model, prepare_data, summarise

@@ -15,16 +15,16 @@ from typing import Any
 import numpy as np
 
 from digitlab.core.activations import ACTIVATIONS
-from digitlab.core.layers import mlp_spec
+from digitlab.core.evaluation import Evaluation, History, evaluate
 from digitlab.core.model import Sequential, build_model
 from digitlab.core.optim import Optimizer, batch_size_schedule, get_optimizer, get_schedule
+from digitlab.core.specs import mlp_spec
 from digitlab.core.train import (
     BatchCallback,
     EpochCallback,
-    Evaluation,
-    History,
+    TrainHooks,
+    TrainOptions,
     TrainState,
-    evaluate,
     fit,
 )
 from digitlab.data import Split, Splits, build_pipeline, load_dataset, make_splits
@@ -173,11 +173,7 @@ def train_session(
 ) -> History:
     """Train a session (fresh or restored from a checkpoint) up to the config's epochs."""
     train, val = prepared.splits.train, prepared.splits.val
-    return fit(
-        session.model,
-        train.x,
-        train.y,
-        session.optimizer,
+    options = TrainOptions(
         epochs=config.epochs,
         batch_size=batch_size_schedule(config.batch_size, config.batch_ramp),
         learning_rate=get_schedule(
@@ -186,17 +182,9 @@ def train_session(
             config.epochs,
             **config.learning_rate_schedule.params,
         ),
-        rng=session.shuffle_rng,
         loss=config.loss,
-        validation=(val.x, val.y),
         patience=config.patience,
         divergence=config.divergence or None,
-        monitors=default_monitors(config.monitor_samples) if config.monitors else (),
-        callbacks=callbacks,
-        on_batch=on_batch,
-        history=session.history,
-        state=session.state,
-        should_stop=should_stop,
         augment=(
             build_augment(
                 config.augment,
@@ -207,6 +195,24 @@ def train_session(
             if config.augment
             else None
         ),
+    )
+    hooks = TrainHooks(
+        callbacks=callbacks,
+        on_batch=on_batch,
+        monitors=default_monitors(config.monitor_samples) if config.monitors else (),
+        should_stop=should_stop,
+    )
+    return fit(
+        session.model,
+        train.x,
+        train.y,
+        session.optimizer,
+        options,
+        rng=session.shuffle_rng,
+        validation=(val.x, val.y),
+        hooks=hooks,
+        history=session.history,
+        state=session.state,
     )
 
 
@@ -427,11 +433,12 @@ class GradcheckReport:
 
 
 def run_gradcheck(config: Config, examples: int = 8) -> GradcheckReport:
-    """Check the config's model (in float64, without dropout) on a few real training examples,
-    and every registered activation (plugins included), against finite differences."""
+    """Check the config's model (in float64, in training mode: batch statistics, one fixed
+    dropout mask) on a few real training examples, and every registered activation (plugins
+    included), against finite differences."""
     if examples <= 0:
         raise ConfigError(f"--examples must be > 0, got {examples}")
-    config = make_config({**to_dict(config), "dtype": "float64", "dropout": 0.0})
+    config = make_config({**to_dict(config), "dtype": "float64"})
     prepared = prepare_data(config)
     train = prepared.splits.train
     model = build_from_config(config, train.x.shape[1], prepared.n_classes)
