@@ -34,3 +34,21 @@ def mnist_dir() -> Path:
     if not (MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
         pytest.skip(f"MNIST files not found at {MNIST_DIR}")
     return MNIST_DIR
+
+
+@pytest.fixture(autouse=True)
+def _registries_restored():
+    """Every registry as it was before each test: a plugin a test loads registers entries that
+    would otherwise leak into later tests (a planted wrong derivative fails every later check)."""
+    from digitlab.core.activations import ACTIVATIONS
+    from digitlab.core.init import INITIALISERS
+    from digitlab.core.layers import LAYERS
+    from digitlab.core.losses import LOSSES
+    from digitlab.core.optim import OPTIMIZERS, SCHEDULES
+
+    registries = [ACTIVATIONS, INITIALISERS, LAYERS, LOSSES, OPTIMIZERS, SCHEDULES]
+    saved = [dict(registry) for registry in registries]
+    yield
+    for registry, entries in zip(registries, saved, strict=True):
+        registry.clear()
+        registry.update(entries)
