@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from digitlab.core.arrays import as_inputs, as_model_data
 from digitlab.core.losses import get_loss, softmax
 from digitlab.core.optim import Optimizer, Schedule
 from digitlab.errors import DataError, NumericError
@@ -74,6 +75,7 @@ BatchCallback = Callable[[int, int, int], None]
 
 def predict_logits(model: Any, x: np.ndarray) -> np.ndarray:
     """The model's output for x, computed in chunks of EVAL_CHUNK rows, no training caches."""
+    x = as_inputs(model, x)
     return np.concatenate(
         [model.forward(x[i : i + EVAL_CHUNK], training=False) for i in range(0, len(x), EVAL_CHUNK)]
     )
@@ -83,6 +85,7 @@ def evaluate(
     model: Any, x: np.ndarray, y: np.ndarray, loss: str = "softmax_cross_entropy"
 ) -> Evaluation:
     """Mean loss, accuracy, predictions and class probabilities of `model` on (x, y)."""
+    x, y = as_model_data(model, x, y, "evaluation")
     check_data(model, x, y, "evaluation")
     logits = predict_logits(model, x)
     value, _ = get_loss(loss)(logits, y)
@@ -226,6 +229,9 @@ def fit(
     epoch are put back first.
     """
     loss_fn = get_loss(loss)
+    x, y = as_model_data(model, x, y, "training")
+    if validation is not None:
+        validation = as_model_data(model, *validation, "validation")
     check_data(model, x, y, "training")
     # each batch gathers rows: from a non-C-ordered array (x[:, columns] is Fortran-ordered)
     # that is ~100x slower than the one-time copy
