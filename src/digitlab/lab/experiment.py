@@ -155,7 +155,12 @@ def new_session(config: Config, prepared: Prepared) -> Session:
         TrainState(),
         History(),
         augment_rng=rngs["augment"],
+        monitors=make_monitors(config),
     )
+
+
+def make_monitors(config: Config) -> list[Any]:
+    return default_monitors(config.monitor_samples) if config.monitors else []
 
 
 def train_session(
@@ -184,7 +189,7 @@ def train_session(
         validation=(val.x, val.y),
         patience=config.patience,
         divergence=config.divergence or None,
-        monitors=default_monitors(config.monitor_samples) if config.monitors else (),
+        monitors=session.monitors,
         callbacks=callbacks,
         on_batch=on_batch,
         history=session.history,
@@ -352,7 +357,7 @@ def run(
     if on_data is not None:
         on_data(prepared)
     if resume:
-        session = restore_session(header, arrays, make_optimizer(config))
+        session = restore_session(header, arrays, make_optimizer(config), make_monitors(config))
     else:
         session = new_session(config, prepared)
     saved = to_dict(config)
