@@ -1,6 +1,6 @@
 """Every kind of bad input we know of, fed to the `digitlab` command: a table of how each went.
 
-    python scripts/bad_inputs.py [--mnist ../shared/data/mnist]
+    python scripts/bad_inputs.py [--mnist DIR]     # DIR: MNIST's four files [$DIGITLAB_DATA_DIR]
 
 Each case must end with a non-zero exit, exactly one line on stderr that starts with
 "digitlab: error:", no traceback, and no new or half-written file left behind (the run folder
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
+import os
 import pickle
 import shutil
 import struct
@@ -23,7 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
+# $DIGITLAB_DATA_DIR (CI sets it), else a developer's ../shared/data/mnist beside the checkout
+MNIST = Path(
+    os.environ.get("DIGITLAB_DATA_DIR")
+    or Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
+)
 FILES = {
     "train images": "train-images-idx3-ubyte.gz",
     "train labels": "train-labels-idx1-ubyte.gz",
