@@ -19,8 +19,9 @@ import pytest
 from digitlab.errors import ModelError
 from digitlab.lab.checkpoint import read_checkpoint
 
-# An activation that sends SIGTERM to its own process at its Nth call ($STOP_AT_CALL), so that
-# a run is interrupted at a chosen batch; without the variable it is plain tanh.
+# An activation that sends SIGTERM to its own process at its Nth call ($STOP_AT_CALL), or
+# returns NaN from its Nth call on ($NAN_AT_CALL), so that a run is interrupted or diverges at a
+# chosen batch; without the variables it is plain tanh.
 SELF_STOPPING_PLUGIN = '''
 import os
 import signal
@@ -31,10 +32,12 @@ CALLS = [0]
 
 @activation("tanh_stop_test", init="xavier")
 def tanh_stop(z):
-    """tanh; SIGTERM to this process at call $STOP_AT_CALL."""
+    """tanh; SIGTERM to this process at call $STOP_AT_CALL, NaN from call $NAN_AT_CALL on."""
     CALLS[0] += 1
     if CALLS[0] == int(os.environ.get("STOP_AT_CALL", "0")):
         os.kill(os.getpid(), signal.SIGTERM)
+    if 0 < int(os.environ.get("NAN_AT_CALL", "0")) <= CALLS[0]:
+        return np.full_like(z, np.nan)
     return np.tanh(z)
 
 @tanh_stop.derivative
@@ -63,10 +66,12 @@ def _(z):
 WALL_CLOCK = {"seconds"}
 
 
-def train(*args: str, stop_at: int | None = None, timeout: float = 120):
-    env = {key: value for key, value in os.environ.items() if key != "STOP_AT_CALL"}
+def train(*args: str, stop_at: int | None = None, nan_at: int | None = None, timeout=120):
+    env = {k: v for k, v in os.environ.items() if k not in ("STOP_AT_CALL", "NAN_AT_CALL")}
     if stop_at is not None:
         env["STOP_AT_CALL"] = str(stop_at)
+    if nan_at is not None:
+        env["NAN_AT_CALL"] = str(nan_at)
     return subprocess.run(
         [sys.executable, "-m", "digitlab.cli", "train", *args, "--quiet", "--no-report"],
         capture_output=True, text=True, env=env, timeout=timeout, check=False,
@@ -161,3 +166,33 @@ def test_sigterm_from_outside_stops_at_a_batch_with_a_checkpoint_and_resume_fini
     resumed = train("--resume", str(folder))
     assert resumed.returncode == 0, resumed.stderr
     assert_same_run(whole, folder)
+
+
+def test_a_diverged_run_keeps_the_last_good_epoch_in_its_folder(tmp_path, self_stopping):
+    flags, _ = self_stopping
+    plugin = flags[flags.index("--plugin") + 1]
+    flags = ["--plugin", plugin, "--activation", "tanh_stop_test", "--hidden", "32",
+             "--optimizer", "adam", "--lr", "0.01", "--dropout", "0.1",
+             "--batch-size", "64"]  # fmt: skip
+    two_epochs, diverged = tmp_path / "two", tmp_path / "diverged"
+    assert train(*flags, "--epochs", "2", "--out", str(two_epochs)).returncode == 0
+    # NaN from call 50 on: epoch 3's 6th batch (22 calls an epoch, see above)
+    failed = train(*flags, "--epochs", "4", "--out", str(diverged), nan_at=50)
+    assert failed.returncode == 1
+    lines = failed.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("digitlab: error: non-finite loss at epoch 3")
+    assert "weights of epoch 2 kept" in lines[0]
+    assert lines[0].endswith(f"they are saved in {diverged / 'model.npz'}")
+    assert sorted(p.name for p in diverged.iterdir()) == [
+        "config.json", "diagnostics.json", "history.jsonl", "model.npz"
+    ]  # fmt: skip
+    assert history(diverged) == history(two_epochs)
+    with np.load(two_epochs / "model.npz") as a, np.load(diverged / "model.npz") as b:
+        for key in a.files:
+            if key != "model.json":
+                np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    evaluated = subprocess.run(
+        [sys.executable, "-m", "digitlab.cli", "eval", str(diverged)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr

@@ -33,7 +33,7 @@ from digitlab.data.augment import build_augment
 from digitlab.diagnostics.alarms import find
 from digitlab.diagnostics.gradcheck import GradientResult, check_activation, check_model
 from digitlab.diagnostics.monitors import default_monitors
-from digitlab.errors import ConfigError, DataError, DigitlabError
+from digitlab.errors import ConfigError, DataError, DigitlabError, NumericError
 from digitlab.lab.checkpoint import Session, read_checkpoint, restore_session, save_checkpoint
 from digitlab.lab.config import Config, make_config, to_dict
 from digitlab.lab.modelfile import MODEL_FILE, save_model
@@ -324,6 +324,14 @@ def save_run(
     save_model(model, folder / MODEL_FILE, extra={"config": to_dict(config)})
 
 
+def save_partial_run(folder: Path, config: Config, model: Sequential, history: History) -> None:
+    """What a run that stopped with an error keeps: config, history so far, diagnostics, model."""
+    write_json(folder / "config.json", to_dict(config))
+    write_jsonl(folder / "history.jsonl", history.records())
+    write_json(folder / "diagnostics.json", [f.as_dict() for f in find(history.records())])
+    save_model(model, folder / MODEL_FILE, extra={"config": to_dict(config)})
+
+
 @dataclass
 class RunResult:
     model: Sequential
@@ -348,7 +356,9 @@ def run(
     With `checkpoint_every`, RUN/checkpoint.npz is rewritten every that many epochs; when
     `should_stop` turns true, the current batch finishes, a checkpoint is written and
     Interrupted is raised. `resume` continues the run from its checkpoint instead, with the
-    config saved there, ending exactly where an uninterrupted run would.
+    config saved there, ending exactly where an uninterrupted run would. If training diverges,
+    the folder keeps the last good weights (model.npz), the config and the history so far, and
+    the NumericError says where they are.
     """
     if resume:
         header, arrays = read_checkpoint(folder)
@@ -366,14 +376,19 @@ def run(
         if checkpoint_every and int(record["epoch"]) % checkpoint_every == 0:
             save_checkpoint(folder, saved, session)
 
-    history = train_session(
-        config,
-        prepared,
-        session,
-        callbacks=[*callbacks, checkpoint],
-        on_batch=on_batch,
-        should_stop=should_stop,
-    )
+    try:
+        history = train_session(
+            config,
+            prepared,
+            session,
+            callbacks=[*callbacks, checkpoint],
+            on_batch=on_batch,
+            should_stop=should_stop,
+        )
+    except NumericError as diverged:
+        # fit has put the last good weights back: keep them, with what led there
+        save_partial_run(folder, config, session.model, session.history)
+        raise NumericError(f"{diverged}; they are saved in {folder / MODEL_FILE}") from None
     if history.interrupted:
         save_checkpoint(folder, saved, session)
         state = session.state
