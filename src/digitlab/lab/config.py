@@ -99,6 +99,12 @@ class Config(BaseModel):
     divergence: float = Field(1e4, ge=0)  # stop at loss > this x max(first, 1); 0: never
     seed: int = Field(0, ge=0)
 
+    @field_validator("plugins")
+    @classmethod
+    def _absolute_plugins(cls, paths: list[str]) -> list[str]:
+        # a saved config.json is read again from elsewhere (--config RUN/config.json, --resume)
+        return [str(Path(path).expanduser().resolve()) for path in paths]
+
     @field_validator("hidden")
     @classmethod
     def _positive_sizes(cls, sizes: list[int]) -> list[int]:
