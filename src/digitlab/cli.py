@@ -37,6 +37,7 @@ from digitlab.lab.experiment import (
     run,
     run_gradcheck,
     summarise,
+    whole_test_set,
 )
 from digitlab.lab.modelfile import load_model
 from digitlab.lab.plugins import load_plugin
@@ -434,7 +435,7 @@ def _print_confusion(confusion: np.ndarray, title: str) -> None:
     type=click.Choice(["train", "val", "test", "all"]),
     default="test",
     show_default=True,
-    help="Which part to evaluate on.",
+    help="Which part to evaluate on; all: every test image (with --split book, both halves).",
 )
 def eval_command(model_path: str, data: str | None, data_dir: str | None, split_name: str) -> None:
     """Evaluate a saved model (a run folder or model file) on a dataset split.
@@ -459,16 +460,18 @@ def eval_command(model_path: str, data: str | None, data_dir: str | None, split_
             f"the model takes {model.input_size} inputs but the data has "
             f"{prepared.splits.train.x.shape[1]}"
         )
-    names = ("train", "val", "test") if split_name == "all" else (split_name,)
-    for name in names:
-        part = getattr(prepared.splits, name)
-        m = summarise(evaluate(model, part.x, part.y, config.loss), part.y, prepared.n_classes)
-        low, high = m["accuracy_ci95"]
-        console.print(
-            f"{name}: n={m['n']} loss {m['loss']:.4f} accuracy {100 * m['accuracy']:.2f}% "
-            f"(95% interval {100 * low:.2f}-{100 * high:.2f}%)"
-        )
-        _print_confusion(np.array(m["confusion"]), f"{name} confusion matrix (rows: true)")
+    name = split_name
+    if name == "all":
+        part = whole_test_set(config, prepared.splits)
+    else:
+        part = parts(prepared.splits)[name]
+    m = summarise(evaluate(model, part.x, part.y, config.loss), part.y, prepared.n_classes)
+    low, high = m["accuracy_ci95"]
+    console.print(
+        f"{name}: n={m['n']} loss {m['loss']:.4f} accuracy {100 * m['accuracy']:.2f}% "
+        f"(95% interval {100 * low:.2f}-{100 * high:.2f}%)"
+    )
+    _print_confusion(np.array(m["confusion"]), f"{name} confusion matrix (rows: true)")
 
 
 def _summary(obj: Any) -> str:

@@ -59,6 +59,15 @@ def parts(splits: Splits) -> dict[str, Split]:
     return {"train": splits.train, "val": splits.val, "test": splits.test}
 
 
+def whole_test_set(config: Config, splits: Splits) -> Split:
+    """Every test image of the dataset: the test part, or with the book split both halves of
+    MNIST's test set (validation first, as in metrics.json's test_all)."""
+    if config.split != "book":
+        return splits.test
+    val, test = splits.val, splits.test
+    return Split(np.concatenate([val.x, test.x]), np.concatenate([val.y, test.y]))
+
+
 def streams(seed: int) -> dict[str, np.random.Generator]:
     """Independent generators for the parts of a run that draw random numbers."""
     names = ("split", "init", "dropout", "shuffle", "transform", "augment")
