@@ -369,3 +369,39 @@ def test_real_mnist_through_the_cache_alone(mnist_folder: Path, tmp_path: Path) 
         (cache / name).symlink_to(mnist_folder / name)
     dataset = load_dataset("mnist")
     assert dataset.name == "mnist" and dataset.x_test.shape == (10000, 784)
+
+
+# EMNIST's own file names, and its transposed images
+
+
+def write_emnist(folder: Path, split: str = "digits", seed: int = 0) -> np.ndarray:
+    """EMNIST-named files whose images are stored transposed; returns the train images upright."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    upright = {}
+    for part, count in (("train", 30), ("test", 12)):
+        images = rng.integers(0, 256, size=(count, 4, 6), dtype=np.uint8)  # 4 rows, 6 columns
+        labels = (np.arange(count) % 10).astype(np.uint8)
+        write_idx(folder / f"emnist-{split}-{part}-images-idx3-ubyte.gz", images.transpose(0, 2, 1))
+        write_idx(folder / f"emnist-{split}-{part}-labels-idx1-ubyte.gz", labels)
+        upright[part] = images
+    return upright["train"]
+
+
+def test_emnist_files_as_they_are(tmp_path: Path) -> None:
+    upright = write_emnist(tmp_path / "emnist")
+    dataset = load_dataset("idx", data_dir=tmp_path / "emnist")
+    assert dataset.image_shape == (4, 6) and dataset.n_classes == 10
+    np.testing.assert_array_equal(dataset.x_train, upright.reshape(30, 24))
+    assert dataset.x_test.shape == (12, 24) and dataset.x_train.flags.c_contiguous
+
+
+def test_emnist_folder_with_several_sets_or_a_missing_file(tmp_path: Path) -> None:
+    write_emnist(tmp_path / "all", "digits")
+    write_emnist(tmp_path / "all", "letters")
+    with pytest.raises(DataError, match=r"several EMNIST sets \(digits, letters\); put the four"):
+        load_idx_folder(tmp_path / "all")
+    write_emnist(tmp_path / "one")
+    (tmp_path / "one" / "emnist-digits-test-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError, match="missing emnist-digits-test-labels-idx1-ubyte"):
+        load_idx_folder(tmp_path / "one")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import re
 import shutil
 import tempfile
 import urllib.request
@@ -92,6 +93,40 @@ def load_digits() -> Dataset:
     )
 
 
+# EMNIST (Cohen et al. 2017, https://arxiv.org/abs/1702.05373) names its files
+# emnist-<set>-{train,test}-{images-idx3,labels-idx1}-ubyte and stores each image transposed.
+_EMNIST = re.compile(r"emnist-(\w+)-train-images-idx3-ubyte(\.gz)?")
+_EMNIST_NAMES = {
+    "train images": "train-images-idx3-ubyte",
+    "train labels": "train-labels-idx1-ubyte",
+    "test images": "test-images-idx3-ubyte",
+    "test labels": "test-labels-idx1-ubyte",
+}
+
+
+def _find_emnist_files(folder: Path) -> dict[str, Path] | None:
+    """The four files of the one EMNIST set in `folder`, or None if it holds none."""
+    sets = sorted({m.group(1) for p in folder.iterdir() if (m := _EMNIST.fullmatch(p.name))})
+    if not sets:
+        return None
+    if len(sets) > 1:
+        raise DataError(
+            f"{folder}: holds several EMNIST sets ({', '.join(sets)}); put the four files of "
+            f"the one you want in a folder of their own"
+        )
+    found, missing = {}, []
+    for role, name in _EMNIST_NAMES.items():
+        stem = f"emnist-{sets[0]}-{name}"
+        present = [folder / (stem + s) for s in (".gz", "") if (folder / (stem + s)).is_file()]
+        if present:
+            found[role] = present[0]
+        else:
+            missing.append(f"{stem}[.gz]")
+    if missing:
+        raise DataError(f"{folder}: missing {', '.join(missing)}")
+    return found
+
+
 def _find_idx_files(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         problem = "is not a folder" if folder.exists() else "folder does not exist"
@@ -110,7 +145,7 @@ def _find_idx_files(folder: Path) -> dict[str, Path]:
     return found
 
 
-def _load_idx_files(name: str, files: dict[str, Path]) -> Dataset:
+def _load_idx_files(name: str, files: dict[str, Path], transposed: bool = False) -> Dataset:
     arrays = {role: read_idx(path) for role, path in files.items()}
     for part in ("train", "test"):
         images_file, labels_file = files[f"{part} images"], files[f"{part} labels"]
@@ -133,6 +168,9 @@ def _load_idx_files(name: str, files: dict[str, Path]) -> Dataset:
         if labels.min() < 0:
             raise DataError(f"{labels_file}: negative label {labels.min()}")
     train_images, test_images = arrays["train images"], arrays["test images"]
+    if transposed:  # EMNIST: each image is stored column by column
+        train_images = np.ascontiguousarray(train_images.transpose(0, 2, 1))
+        test_images = np.ascontiguousarray(test_images.transpose(0, 2, 1))
     if train_images.shape[1:] != test_images.shape[1:]:
         raise DataError(
             f"{files['train images']} holds {train_images.shape[1]}x{train_images.shape[2]} "
@@ -161,11 +199,17 @@ def load_idx_folder(folder: str | os.PathLike[str], *, name: str | None = None) 
     """Any folder holding the four MNIST-style IDX files (raw or gzip); no checksums.
 
     Accepts train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and
-    t10k-labels-idx1-ubyte, each optionally ending in .gz and with '.idx' instead of '-idx'.
-    The dataset is named after the folder unless `name` is given.
+    t10k-labels-idx1-ubyte, each optionally ending in .gz and with '.idx' instead of '-idx';
+    or the four files of one EMNIST set as EMNIST names them (emnist-digits-train-images-idx3-
+    ubyte.gz, ...), whose images are transposed back. The dataset is named after the folder
+    unless `name` is given.
     """
     folder = Path(folder).expanduser()
-    return _load_idx_files(name or folder.resolve().name, _find_idx_files(folder))
+    name = name or folder.resolve().name
+    emnist = _find_emnist_files(folder) if folder.is_dir() else None
+    if emnist is not None:
+        return _load_idx_files(name, emnist, transposed=True)
+    return _load_idx_files(name, _find_idx_files(folder))
 
 
 def default_cache_dir() -> Path:
