@@ -267,8 +267,8 @@ def _download(filename: str, cache: Path, timeout: float) -> None:
             temporary.unlink(missing_ok=True)
     raise DataError(
         f"could not download {filename} from any mirror (last error: {last_error}). "
-        f"If this machine is offline, download the four MNIST files elsewhere and pass "
-        f"--data-dir DIR, or put them in {cache}"
+        f"If this machine is offline, download the four MNIST files elsewhere and set "
+        f"DIGITLAB_DATA_DIR to their folder (or pass --data-dir DIR), or put them in {cache}"
     )
 
 
@@ -288,7 +288,8 @@ def load_mnist(
     if missing and not download:
         raise DataError(
             f"{cache}: missing {', '.join(missing)} and downloading is off. Download the four "
-            f"MNIST files elsewhere and pass --data-dir DIR, or put them in {cache}"
+            f"MNIST files elsewhere and set DIGITLAB_DATA_DIR to their folder (or pass "
+            f"--data-dir DIR), or put them in {cache}"
         )
     if missing:
         for path in files.values():  # read what is cached first, so a bad file fails fast
