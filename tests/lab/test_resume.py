@@ -159,8 +159,12 @@ def test_sigterm_from_outside_stops_at_a_batch_with_a_checkpoint_and_resume_fini
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=10)  # one batch takes well under a second
     assert process.returncode == 128 + signal.SIGTERM
-    assert f"continue with: digitlab train --resume {folder}" in err
-    assert "Traceback" not in err
+    assert err.splitlines() == [
+        "digitlab: SIGTERM: stopping after this batch",
+        err.splitlines()[-1],
+    ]
+    assert err.splitlines()[-1].startswith("digitlab: stopped at epoch ")
+    assert err.splitlines()[-1].endswith(f"continue with: digitlab train --resume {folder}")
     assert not (folder / "model.npz").exists()
     assert 1 <= checkpoint_epoch(folder) < 5
     resumed = train("--resume", str(folder))
