@@ -323,18 +323,16 @@ def save_run(
     metrics: dict[str, Any],
     predictions: dict[str, Any] | None = None,
 ) -> None:
-    """Write config.json, history.jsonl, metrics.json, predictions.npz and model.npz."""
-    write_json(folder / "config.json", to_dict(config))
-    write_jsonl(folder / "history.jsonl", history.records())
+    """Write metrics.json, predictions.npz, then what save_partial_run writes."""
     write_json(folder / "metrics.json", metrics)
-    write_json(folder / "diagnostics.json", [f.as_dict() for f in find(history.records())])
     if predictions is not None:
         write_npz(folder / "predictions.npz", predictions)
-    save_model(model, folder / MODEL_FILE, extra={"config": to_dict(config)})
+    save_partial_run(folder, config, model, history)
 
 
 def save_partial_run(folder: Path, config: Config, model: Sequential, history: History) -> None:
-    """What a run that stopped with an error keeps: config, history so far, diagnostics, model."""
+    """config.json, history.jsonl, diagnostics.json and model.npz: all that a run that stopped
+    with an error (a divergence) keeps."""
     write_json(folder / "config.json", to_dict(config))
     write_jsonl(folder / "history.jsonl", history.records())
     write_json(folder / "diagnostics.json", [f.as_dict() for f in find(history.records())])
