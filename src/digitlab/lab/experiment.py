@@ -7,7 +7,6 @@ change the split.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from digitlab.lab.checkpoint import Session, read_checkpoint, restore_session, s
 from digitlab.lab.config import Config, make_config, to_dict
 from digitlab.lab.modelfile import MODEL_FILE, save_model
 from digitlab.lab.runs import write_json, write_jsonl, write_npz
+from digitlab.stats import wilson_interval  # re-exported: callers import it from here
 
 
 class Interrupted(DigitlabError):
@@ -129,7 +129,7 @@ def build_from_config(
             spec.append({"type": "dense", "units": n_classes, "init": "xavier"})
     else:
         spec = mlp_spec(
-            config.hidden,
+            config.hidden_sizes,
             n_classes,
             config.activation.name,
             activation_params=config.activation.params,
@@ -148,7 +148,11 @@ def build_from_config(
 
 def make_optimizer(config: Config) -> Optimizer:
     return get_optimizer(
-        config.optimizer.name, config.lr, l1=config.l1, l2=config.l2, **config.optimizer.params
+        config.optimizer.name,
+        config.learning_rate,
+        l1=config.l1,
+        l2=config.l2,
+        **config.optimizer.params,
     )
 
 
@@ -191,7 +195,10 @@ def train_session(
         epochs=config.epochs,
         batch_size=batch_size_schedule(config.batch_size, config.batch_ramp),
         learning_rate=get_schedule(
-            config.lr_schedule.name, config.lr, config.epochs, **config.lr_schedule.params
+            config.learning_rate_schedule.name,
+            config.learning_rate,
+            config.epochs,
+            **config.learning_rate_schedule.params,
         ),
         rng=session.shuffle_rng,
         loss=config.loss,
@@ -228,16 +235,6 @@ def train_config(
     session = new_session(config, prepared)
     history = train_session(config, prepared, session, callbacks=callbacks, on_batch=on_batch)
     return session.model, history
-
-
-def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The 95% Wilson score interval of a proportion correct / n (sound near 0 and 1 too)."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = correct / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def confusion_matrix(y: np.ndarray, predictions: np.ndarray, n_classes: int) -> np.ndarray:
