@@ -1,10 +1,11 @@
 """Every kind of bad input we know of, fed to the `digitlab` command: a table of how each went.
 
-    python scripts/bad_inputs.py [--mnist ../shared/data/mnist]
+    python scripts/bad_inputs.py [--mnist DIR]     # DIR: MNIST's four files [$DIGITLAB_DATA_DIR]
 
 Each case must end with a non-zero exit, exactly one line on stderr that starts with
 "digitlab: error:", no traceback, and no new or half-written file left behind (the run folder
-it asked for absent or empty). tests/test_bad_inputs.py runs the same cases.
+it asked for absent or empty), except what a case says it keeps: a run that diverges keeps its
+last good weights. tests/test_bad_inputs.py runs the same cases.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
+import os
 import pickle
 import shutil
 import struct
@@ -23,7 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
+# $DIGITLAB_DATA_DIR (CI sets it), else a developer's ../shared/data/mnist beside the checkout
+MNIST = Path(
+    os.environ.get("DIGITLAB_DATA_DIR")
+    or Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
+)
 FILES = {
     "train images": "train-images-idx3-ubyte.gz",
     "train labels": "train-labels-idx1-ubyte.gz",
@@ -32,11 +38,16 @@ FILES = {
 }
 
 
+# what the run folder of a diverged run keeps: the last good weights and what led there
+DIVERGED_RUN = ("config.json", "history.jsonl", "diagnostics.json", "model.npz")
+
+
 @dataclass
 class Case:
     name: str
     make: Callable[[Path], list[str]]  # given a scratch folder, returns the CLI arguments
     expect: str  # a piece of the error line
+    keeps: tuple[str, ...] = ()  # files it leaves on purpose, relative to the scratch folder
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -263,7 +274,12 @@ def cases(mnist: Path) -> list[Case]:
         Case("--resume without a checkpoint", no_checkpoint, "no checkpoint here"),
         Case("--out is a file", out_is_a_file, "is a file"),
         Case("--out is a folder with files in it", out_not_empty, "not empty"),
-        Case("learning rate that diverges", args("--lr", "1e4", "--epochs", "2"), "diverged"),
+        Case(
+            "learning rate that diverges",
+            args("--lr", "1e4", "--epochs", "2"),
+            "diverged",
+            keeps=("out", *(f"out/{name}" for name in DIVERGED_RUN)),
+        ),
     ]
 
 
@@ -297,8 +313,8 @@ def check(case: Case, scratch: Path) -> tuple[bool, str]:
         problems.append("traceback")
     if case.expect not in text:
         problems.append(f"message lacks {case.expect!r}")
-    if left:
-        problems.append(f"left behind: {left}")
+    if left != sorted(case.keeps):
+        problems.append(f"left behind: {left}, expected {sorted(case.keeps)}")
     detail = lines[0] if lines else "(no message)"
     return not problems, "; ".join(problems) or detail
 

@@ -28,6 +28,7 @@ def no_network_no_home_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     """Keep every test here away from the real mirrors and from ~/.cache."""
     monkeypatch.setattr(sources, "MIRRORS", [(tmp_path / "no-mirror").as_uri() + "/"])
     monkeypatch.setenv("DIGITLAB_CACHE", str(tmp_path / "default-cache"))
+    monkeypatch.delenv("DIGITLAB_DATA_DIR", raising=False)  # CI sets it
 
 
 # load_idx_folder
@@ -282,12 +283,31 @@ def test_no_download_and_missing_files(tmp_path: Path, mirror: Path, monkeypatch
     assert not cache.exists()
 
 
-def test_corrupt_cached_file(tmp_path: Path, mirror: Path) -> None:
+def test_corrupt_cached_file(tmp_path: Path, mirror: Path, monkeypatch) -> None:
     cache = tmp_path / "cache"
     load_mnist(cache)
     (cache / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not mnist")
-    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz: md5 .* is not the official"):
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz: "):
         load_mnist(cache)
+    # with another file missing, the bad one is found before anything is downloaded
+    (cache / "train-images-idx3-ubyte.gz").unlink()
+    monkeypatch.setattr(sources, "_fetch", lambda *args: pytest.fail("must not fetch"))
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz: "):
+        load_mnist(cache)
+
+
+def test_a_copy_put_into_the_cache_is_read_as_it_is(tmp_path: Path, mirror: Path, monkeypatch):
+    """Not byte-identical to the official files (another gzip, or rebuilt images): still read."""
+    monkeypatch.setattr(sources, "_fetch", lambda *args: pytest.fail("must not fetch"))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for name in sources.CHECKSUMS:
+        shutil.copy(mirror / name, cache)
+    images = read_idx(mirror / "train-images-idx3-ubyte.gz")
+    images[0, 0, 0] ^= 1  # one grey level off, as in a copy rebuilt from PNG files
+    write_idx(cache / "train-images-idx3-ubyte.gz", images)
+    dataset = load_mnist(cache)
+    np.testing.assert_array_equal(dataset.x_train.reshape(images.shape), images)
 
 
 def test_cache_env_var(tmp_path: Path, mirror: Path, monkeypatch) -> None:
@@ -301,3 +321,87 @@ def test_default_cache_without_env_var(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.delenv("DIGITLAB_CACHE")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert sources.default_cache_dir() == tmp_path / ".cache" / "digitlab" / "mnist"
+
+
+# where load_dataset("mnist") finds MNIST: --data-dir, $DIGITLAB_DATA_DIR, the cache, download
+
+
+def test_mnist_order_data_dir_then_env_then_cache_then_download(
+    tmp_path: Path, mirror: Path, idx_folder_writer: IdxFolderWriter, monkeypatch
+) -> None:
+    given = idx_folder_writer(tmp_path / "given", n_train=21, n_test=11)
+    env = idx_folder_writer(tmp_path / "env", n_train=22, n_test=11)
+    monkeypatch.setenv("DIGITLAB_DATA_DIR", str(env))
+    assert len(load_dataset("mnist", data_dir=given).y_train) == 21
+    assert len(load_dataset("mnist").y_train) == 22
+    monkeypatch.delenv("DIGITLAB_DATA_DIR")
+    fetched = []
+    real_fetch = sources._fetch
+
+    def counting_fetch(url: str, dest: Path, timeout: float) -> None:
+        fetched.append(url)
+        real_fetch(url, dest, timeout)
+
+    monkeypatch.setattr(sources, "_fetch", counting_fetch)
+    assert len(load_dataset("mnist").y_train) == 30  # downloaded into the default cache
+    assert len(fetched) == 4
+    assert len(load_dataset("mnist").y_train) == 30  # from the cache now
+    assert len(fetched) == 4
+
+
+def test_mnist_env_var_naming_a_bad_folder_says_so(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DIGITLAB_DATA_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(DataError) as error:
+        load_dataset("mnist")
+    assert str(error.value).startswith(f"DIGITLAB_DATA_DIR={tmp_path / 'nowhere'}: ")
+
+
+def test_real_mnist_through_the_env_var_alone(mnist_folder: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DIGITLAB_DATA_DIR", str(mnist_folder))
+    dataset = load_dataset("mnist")
+    assert dataset.name == "mnist" and dataset.x_train.shape == (60000, 784)
+
+
+def test_real_mnist_through_the_cache_alone(mnist_folder: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "default-cache" / "mnist"  # $DIGITLAB_CACHE/mnist, set above
+    cache.mkdir(parents=True)
+    for name in sources.CHECKSUMS:  # the real files pass the official checksums
+        (cache / name).symlink_to(mnist_folder / name)
+    dataset = load_dataset("mnist")
+    assert dataset.name == "mnist" and dataset.x_test.shape == (10000, 784)
+
+
+# EMNIST's own file names, and its transposed images
+
+
+def write_emnist(folder: Path, split: str = "digits", seed: int = 0) -> np.ndarray:
+    """EMNIST-named files whose images are stored transposed; returns the train images upright."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    upright = {}
+    for part, count in (("train", 30), ("test", 12)):
+        images = rng.integers(0, 256, size=(count, 4, 6), dtype=np.uint8)  # 4 rows, 6 columns
+        labels = (np.arange(count) % 10).astype(np.uint8)
+        write_idx(folder / f"emnist-{split}-{part}-images-idx3-ubyte.gz", images.transpose(0, 2, 1))
+        write_idx(folder / f"emnist-{split}-{part}-labels-idx1-ubyte.gz", labels)
+        upright[part] = images
+    return upright["train"]
+
+
+def test_emnist_files_as_they_are(tmp_path: Path) -> None:
+    upright = write_emnist(tmp_path / "emnist")
+    dataset = load_dataset("idx", data_dir=tmp_path / "emnist")
+    assert dataset.image_shape == (4, 6) and dataset.n_classes == 10
+    np.testing.assert_array_equal(dataset.x_train, upright.reshape(30, 24))
+    assert dataset.x_test.shape == (12, 24) and dataset.x_train.flags.c_contiguous
+
+
+def test_emnist_folder_with_several_sets_or_a_missing_file(tmp_path: Path) -> None:
+    write_emnist(tmp_path / "all", "digits")
+    write_emnist(tmp_path / "all", "letters")
+    with pytest.raises(DataError, match=r"several EMNIST sets \(digits, letters\); put the four"):
+        load_idx_folder(tmp_path / "all")
+    write_emnist(tmp_path / "one")
+    (tmp_path / "one" / "emnist-digits-test-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError, match="missing emnist-digits-test-labels-idx1-ubyte"):
+        load_idx_folder(tmp_path / "one")

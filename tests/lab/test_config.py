@@ -110,3 +110,34 @@ def test_plugin_file_registers_before_validation(tmp_path):
         ACTIVATIONS.pop("cube_test", None)
     with pytest.raises(ConfigError, match="no such file"):
         make_config({"plugins": [str(tmp_path / "nope.py")]})
+
+
+def test_a_saved_config_with_a_relative_plugin_trains_again_from_elsewhere(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    first, elsewhere = tmp_path / "first", tmp_path / "elsewhere"
+    first.mkdir()
+    elsewhere.mkdir()
+    (first / "acts.py").write_text(
+        "import numpy as np\n"
+        "from digitlab import activation\n"
+        "@activation('cube_saved_test', init='xavier')\n"
+        "def cube(z):\n    return np.tanh(z) ** 3\n"
+        "@cube.derivative\n"
+        "def _(z):\n    t = np.tanh(z)\n    return 3 * t ** 2 * (1 - t ** 2)\n"
+    )
+
+    def train(cwd, *args):
+        command = [sys.executable, "-m", "digitlab.cli", "train", "--epochs", "1", "--quiet",
+                   "--no-report", *args]  # fmt: skip
+        return subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+
+    done = train(first, "--plugin", "acts.py", "--activation", "cube_saved_test", "--out", "run")
+    assert done.returncode == 0, done.stderr
+    saved = json.loads((first / "run" / "config.json").read_text())
+    assert saved["plugins"] == [str((first / "acts.py").resolve())]
+    again = train(elsewhere, "--config", "../first/run/config.json", "--out", "again")
+    assert again.returncode == 0, again.stderr
+    assert json.loads((elsewhere / "again" / "config.json").read_text()) == saved

@@ -11,7 +11,13 @@ from digitlab.cli.output import console, print_confusion
 from digitlab.core.evaluation import evaluate
 from digitlab.errors import ConfigError
 from digitlab.lab.config import load_config
-from digitlab.lab.experiment import config_of_model, prepare_data, summarise
+from digitlab.lab.experiment import (
+    config_of_model,
+    parts,
+    prepare_data,
+    summarise,
+    whole_test_set,
+)
 from digitlab.lab.modelfile import load_model
 
 
@@ -29,7 +35,7 @@ from digitlab.lab.modelfile import load_model
     type=click.Choice(["train", "val", "test", "all"]),
     default="test",
     show_default=True,
-    help="Which part to evaluate on.",
+    help="Which part to evaluate on; all: every test image (with --split book, both halves).",
 )
 def eval_command(model_path: str, data: str | None, data_dir: str | None, split_name: str) -> None:
     """Evaluate a saved model (a run folder or model file) on a dataset split.
@@ -54,13 +60,15 @@ def eval_command(model_path: str, data: str | None, data_dir: str | None, split_
             f"the model takes {model.input_size} inputs but the data has "
             f"{prepared.splits.train.x.shape[1]}"
         )
-    names = ("train", "val", "test") if split_name == "all" else (split_name,)
-    for name in names:
-        part = getattr(prepared.splits, name)
-        m = summarise(evaluate(model, part.x, part.y, config.loss), part.y, prepared.n_classes)
-        low, high = m["accuracy_ci95"]
-        console.print(
-            f"{name}: n={m['n']} loss {m['loss']:.4f} accuracy {100 * m['accuracy']:.2f}% "
-            f"(95% interval {100 * low:.2f}-{100 * high:.2f}%)"
-        )
-        print_confusion(np.array(m["confusion"]), f"{name} confusion matrix (rows: true)")
+    name = split_name
+    if name == "all":
+        part = whole_test_set(config, prepared.splits)
+    else:
+        part = parts(prepared.splits)[name]
+    m = summarise(evaluate(model, part.x, part.y, config.loss), part.y, prepared.n_classes)
+    low, high = m["accuracy_ci95"]
+    console.print(
+        f"{name}: n={m['n']} loss {m['loss']:.4f} accuracy {100 * m['accuracy']:.2f}% "
+        f"(95% interval {100 * low:.2f}-{100 * high:.2f}%)"
+    )
+    print_confusion(np.array(m["confusion"]), f"{name} confusion matrix (rows: true)")

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from digitlab.core.arrays import as_inputs, as_model_data
 from digitlab.core.losses import get_loss, softmax
 from digitlab.errors import DataError
 
@@ -62,6 +63,7 @@ class Evaluation:
 
 def predict_logits(model: Any, x: np.ndarray) -> np.ndarray:
     """The model's output for x, computed in chunks of EVAL_CHUNK rows, no training caches."""
+    x = as_inputs(model, x)
     return np.concatenate(
         [model.forward(x[i : i + EVAL_CHUNK], training=False) for i in range(0, len(x), EVAL_CHUNK)]
     )
@@ -71,6 +73,7 @@ def evaluate(
     model: Any, x: np.ndarray, y: np.ndarray, loss: str = "softmax_cross_entropy"
 ) -> Evaluation:
     """Mean loss, accuracy, predictions and class probabilities of `model` on (x, y)."""
+    x, y = as_model_data(model, x, y, "evaluation")
     check_data(model, x, y, "evaluation")
     logits = predict_logits(model, x)
     value, _ = get_loss(loss)(logits, y)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from digitlab.core.arrays import as_model_data
 from digitlab.core.evaluation import Evaluation, History, check_data, evaluate
 from digitlab.core.guards import loss_problem
 from digitlab.core.losses import get_loss
@@ -127,10 +128,11 @@ def fit(
     arose; the weights of the last finished epoch are put back first.
     """
     get_loss(options.loss)  # an unknown loss is a ConfigError before any work
+    x, y = as_model_data(model, x, y, "training")  # C-ordered, the model's dtype: see arrays.py
     check_data(model, x, y, "training")
     if validation is not None:
+        validation = as_model_data(model, *validation, "validation")
         check_data(model, *validation, "validation")
-    x = np.ascontiguousarray(x)  # each batch gathers rows: see benchmarks/PERFORMANCE.md
     hooks = hooks if hooks is not None else TrainHooks()
     history = history if history is not None else History()
     state = state if state is not None else TrainState()

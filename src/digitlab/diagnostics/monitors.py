@@ -13,6 +13,9 @@ heavier work only on about 20 batches an epoch, so together they cost a few perc
   (example, unit) pairs with 0 < |f'(z)| < 0.01: sigmoid or tanh pinned near 0 or 1);
 - `loss_spikes`: batches whose loss jumped far above its recent trend;
 - `top_class_share` / `top2_class_share`: how concentrated the validation predictions are.
+
+`state_dict`/`load_state_dict` give a monitor's running numbers as JSON-ready values, so that a
+checkpoint carries them and a resumed run records what an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -90,6 +93,13 @@ class LayerStats:
                 self._add(f"{name}.update_ratio", change / max(_norm(old), 1e-12))
         self._before.clear()
 
+    def state_dict(self) -> dict[str, Any]:
+        # between batches there is nothing in _before: after_update empties it
+        return {"sums": dict(self.sums), "counts": dict(self.counts)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sums, self.counts = dict(state["sums"]), dict(state["counts"])
+
     def end_epoch(self, epoch: int, model: Any, validation: Evaluation | None) -> dict[str, float]:
         record = {key: total / self.counts[key] for key, total in self.sums.items()}
         for name, param, _ in model.parameters():
@@ -137,6 +147,15 @@ class LossSpikes:
     def after_update(self, step: Step) -> None:
         pass
 
+    _STATE = ("mean", "deviation", "seen", "counted", "spikes", "jumped")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._STATE}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in self._STATE:
+            setattr(self, name, state[name])
+
     def end_epoch(self, epoch: int, model: Any, validation: Evaluation | None) -> dict[str, float]:
         spikes, self.spikes = self.spikes, 0
         batches, self.counted = self.seen - self.counted, self.seen
@@ -150,6 +169,12 @@ class ClassBalance:
         pass
 
     def after_update(self, step: Step) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}  # it keeps nothing between epochs
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
 
     def end_epoch(self, epoch: int, model: Any, validation: Evaluation | None) -> dict[str, float]:

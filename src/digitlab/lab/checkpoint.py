@@ -40,6 +40,7 @@ class Session:
     state: TrainState
     history: History
     augment_rng: np.random.Generator = field(default_factory=np.random.default_rng)
+    monitors: list[Any] = field(default_factory=list)  # their running numbers are saved too
 
 
 def save_checkpoint(folder: Path, config: dict[str, Any], session: Session) -> Path:
@@ -83,6 +84,10 @@ def save_checkpoint(folder: Path, config: dict[str, Any], session: Session) -> P
             "best_epoch": history.best_epoch,
             "stopped_early": history.stopped_early,
         },
+        "monitors": [
+            {"kind": type(monitor).__name__, "state": monitor.state_dict()}
+            for monitor in session.monitors
+        ],
     }
     arrays["checkpoint.json"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     return write_npz(folder / CHECKPOINT_FILE, arrays)
@@ -102,9 +107,13 @@ def read_checkpoint(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], dic
 
 
 def restore_session(
-    header: dict[str, Any], arrays: dict[str, np.ndarray], optimizer: Optimizer
+    header: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+    optimizer: Optimizer,
+    monitors: list[Any] | None = None,
 ) -> Session:
-    """Rebuild the Session a checkpoint holds; `optimizer` is a fresh one of the right kind."""
+    """Rebuild the Session a checkpoint holds; `optimizer` and `monitors` are fresh ones of the
+    kinds the run used, given their saved state here."""
     model = rebuild(header["model"], arrays, "checkpoint", prefix="model/")
     optimizer_state = dict(header["optimizer"])
     optimizer_state["arrays"] = {
@@ -137,4 +146,17 @@ def restore_session(
         history.append(record)
     history.best_epoch = header["history"]["best_epoch"]
     history.stopped_early = header["history"]["stopped_early"]
-    return Session(model, optimizer, shuffle_rng, dropout_rng, state, history, augment_rng)
+    monitors = list(monitors or [])
+    saved_monitors = header.get("monitors", [])  # none in checkpoints written before them
+    if saved_monitors and [m["kind"] for m in saved_monitors] != [
+        type(m).__name__ for m in monitors
+    ]:
+        raise ModelError(
+            f"the checkpoint's monitors {[m['kind'] for m in saved_monitors]} are not the run's "
+            f"{[type(m).__name__ for m in monitors]}"
+        )
+    for monitor, saved_monitor in zip(monitors, saved_monitors, strict=False):
+        monitor.load_state_dict(saved_monitor["state"])
+    return Session(
+        model, optimizer, shuffle_rng, dropout_rng, state, history, augment_rng, monitors
+    )

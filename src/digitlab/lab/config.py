@@ -95,10 +95,13 @@ class Config(BaseModel):
     # data
     data: Literal["digits", "mnist", "idx"] = Field("digits", description="Dataset.")
     data_dir: str | None = Field(
-        None, description="Folder holding the four IDX files (no checksum check)."
+        None,
+        description="Folder holding the four IDX files, read as they are [mnist: "
+        "$DIGITLAB_DATA_DIR, else the cache].",
     )
     cache_dir: str | None = Field(
-        None, description="Where MNIST is downloaded [$DIGITLAB_CACHE or ~/.cache]."
+        None,
+        description="Where MNIST is downloaded [$DIGITLAB_CACHE/mnist or ~/.cache/digitlab/mnist].",
     )
     split: Literal["holdout", "book", "nielsen"] = Field("holdout", description="Validation split.")
     val_fraction: float = Field(0.1, gt=0, lt=1, description="Validation share of training data.")
@@ -180,6 +183,12 @@ class Config(BaseModel):
                 if len(given) > 1:
                     raise ValueError(f"{' and '.join(given)} name the same key: give one")
         return values
+
+    @field_validator("plugins")
+    @classmethod
+    def _absolute_plugins(cls, paths: list[str]) -> list[str]:
+        # a saved config.json is read again from elsewhere (--config RUN/config.json, --resume)
+        return [str(Path(path).expanduser().resolve()) for path in paths]
 
     @field_validator("hidden_sizes")
     @classmethod

@@ -32,7 +32,7 @@ from digitlab.data.augment import build_augment
 from digitlab.diagnostics.alarms import find
 from digitlab.diagnostics.gradcheck import GradientResult, check_activation, check_model
 from digitlab.diagnostics.monitors import default_monitors
-from digitlab.errors import ConfigError, DataError, DigitlabError
+from digitlab.errors import ConfigError, DataError, DigitlabError, NumericError
 from digitlab.lab.checkpoint import Session, read_checkpoint, restore_session, save_checkpoint
 from digitlab.lab.config import Config, make_config, to_dict
 from digitlab.lab.modelfile import MODEL_FILE, save_model
@@ -57,6 +57,15 @@ class Prepared:
 def parts(splits: Splits) -> dict[str, Split]:
     """The three parts of a split by name: train, val, test."""
     return {"train": splits.train, "val": splits.val, "test": splits.test}
+
+
+def whole_test_set(config: Config, splits: Splits) -> Split:
+    """Every test image of the dataset: the test part, or with the book split both halves of
+    MNIST's test set (validation first, as in metrics.json's test_all)."""
+    if config.split != "book":
+        return splits.test
+    val, test = splits.val, splits.test
+    return Split(np.concatenate([val.x, test.x]), np.concatenate([val.y, test.y]))
 
 
 def streams(seed: int) -> dict[str, np.random.Generator]:
@@ -159,7 +168,12 @@ def new_session(config: Config, prepared: Prepared) -> Session:
         TrainState(),
         History(),
         augment_rng=rngs["augment"],
+        monitors=make_monitors(config),
     )
+
+
+def make_monitors(config: Config) -> list[Any]:
+    return default_monitors(config.monitor_samples) if config.monitors else []
 
 
 def train_session(
@@ -199,7 +213,7 @@ def train_session(
     hooks = TrainHooks(
         callbacks=callbacks,
         on_batch=on_batch,
-        monitors=default_monitors(config.monitor_samples) if config.monitors else (),
+        monitors=session.monitors,
         should_stop=should_stop,
     )
     return fit(
@@ -312,13 +326,19 @@ def save_run(
     metrics: dict[str, Any],
     predictions: dict[str, Any] | None = None,
 ) -> None:
-    """Write config.json, history.jsonl, metrics.json, predictions.npz and model.npz."""
-    write_json(folder / "config.json", to_dict(config))
-    write_jsonl(folder / "history.jsonl", history.records())
+    """Write metrics.json, predictions.npz, then what save_partial_run writes."""
     write_json(folder / "metrics.json", metrics)
-    write_json(folder / "diagnostics.json", [f.as_dict() for f in find(history.records())])
     if predictions is not None:
         write_npz(folder / "predictions.npz", predictions)
+    save_partial_run(folder, config, model, history)
+
+
+def save_partial_run(folder: Path, config: Config, model: Sequential, history: History) -> None:
+    """config.json, history.jsonl, diagnostics.json and model.npz: all that a run that stopped
+    with an error (a divergence) keeps."""
+    write_json(folder / "config.json", to_dict(config))
+    write_jsonl(folder / "history.jsonl", history.records())
+    write_json(folder / "diagnostics.json", [f.as_dict() for f in find(history.records())])
     save_model(model, folder / MODEL_FILE, extra={"config": to_dict(config)})
 
 
@@ -346,7 +366,9 @@ def run(
     With `checkpoint_every`, RUN/checkpoint.npz is rewritten every that many epochs; when
     `should_stop` turns true, the current batch finishes, a checkpoint is written and
     Interrupted is raised. `resume` continues the run from its checkpoint instead, with the
-    config saved there, ending exactly where an uninterrupted run would.
+    config saved there, ending exactly where an uninterrupted run would. If training diverges,
+    the folder keeps the last good weights (model.npz), the config and the history so far, and
+    the NumericError says where they are.
     """
     if resume:
         header, arrays = read_checkpoint(folder)
@@ -355,7 +377,7 @@ def run(
     if on_data is not None:
         on_data(prepared)
     if resume:
-        session = restore_session(header, arrays, make_optimizer(config))
+        session = restore_session(header, arrays, make_optimizer(config), make_monitors(config))
     else:
         session = new_session(config, prepared)
     saved = to_dict(config)
@@ -364,14 +386,19 @@ def run(
         if checkpoint_every and int(record["epoch"]) % checkpoint_every == 0:
             save_checkpoint(folder, saved, session)
 
-    history = train_session(
-        config,
-        prepared,
-        session,
-        callbacks=[*callbacks, checkpoint],
-        on_batch=on_batch,
-        should_stop=should_stop,
-    )
+    try:
+        history = train_session(
+            config,
+            prepared,
+            session,
+            callbacks=[*callbacks, checkpoint],
+            on_batch=on_batch,
+            should_stop=should_stop,
+        )
+    except NumericError as diverged:
+        # fit has put the last good weights back: keep them, with what led there
+        save_partial_run(folder, config, session.model, session.history)
+        raise NumericError(f"{diverged}; they are saved in {folder / MODEL_FILE}") from None
     if history.interrupted:
         save_checkpoint(folder, saved, session)
         state = session.state
