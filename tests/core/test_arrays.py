@@ -4,13 +4,15 @@ import numpy as np
 import pytest
 
 from digitlab.core.arrays import as_inputs, as_labels
-from digitlab.core.layers import mlp_spec
+from digitlab.core.evaluation import evaluate, predict_logits
 from digitlab.core.model import build_model
 from digitlab.core.optim import batch_size_schedule, get_optimizer, get_schedule
-from digitlab.core.train import evaluate, fit, predict_logits
+from digitlab.core.specs import mlp_spec
+from digitlab.core.train import TrainOptions, fit
 from digitlab.errors import DataError
 
 N, FEATURES, CLASSES = 48, 6, 3
+ONE_EPOCH = TrainOptions(1, batch_size_schedule(16), get_schedule("constant", 0.1, 1))
 
 
 def pixels() -> tuple[np.ndarray, np.ndarray]:
@@ -59,9 +61,7 @@ def train(x, y, batchnorm: bool, dtype=np.float32):
         x,
         y,
         get_optimizer("momentum", 0.05, momentum=0.9),
-        epochs=3,
-        batch_size=batch_size_schedule(16),
-        learning_rate=get_schedule("constant", 0.05, 3),
+        TrainOptions(3, batch_size_schedule(16), get_schedule("constant", 0.05, 3)),
         rng=np.random.default_rng(1),
         validation=(x, y),
     )
@@ -149,9 +149,7 @@ def with_nan(dtype):
 def test_bad_arrays_are_one_line_data_errors_naming_the_argument(x, y, message):
     model = build_model(spec(True), FEATURES, np.random.default_rng(0))
     with pytest.raises(DataError, match=message) as error:
-        fit(model, x, y, get_optimizer("sgd", 0.1), epochs=1, batch_size=batch_size_schedule(16),
-            learning_rate=get_schedule("constant", 0.1, 1),
-            rng=np.random.default_rng(0))  # fmt: skip
+        fit(model, x, y, get_optimizer("sgd", 0.1), ONE_EPOCH, rng=np.random.default_rng(0))
     assert "\n" not in str(error.value)
     with pytest.raises(DataError, match=message.replace("training", "evaluation")):
         evaluate(model, x, y)
@@ -161,8 +159,7 @@ def test_bad_validation_data_are_named_as_such():
     x, y = pixels()
     model = build_model(spec(False), FEATURES, np.random.default_rng(0))
     with pytest.raises(DataError, match="validation x: holds NaN"):
-        fit(model, x, y, get_optimizer("sgd", 0.1), epochs=1, batch_size=batch_size_schedule(16),
-            learning_rate=get_schedule("constant", 0.1, 1), rng=np.random.default_rng(0),
+        fit(model, x, y, get_optimizer("sgd", 0.1), ONE_EPOCH, rng=np.random.default_rng(0),
             validation=(with_nan(np.float32), y))  # fmt: skip
     with pytest.raises(DataError, match="prediction x: must be non-empty rows"):
         predict_logits(model, np.zeros((0, FEATURES)))
