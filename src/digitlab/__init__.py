@@ -8,13 +8,8 @@ from digitlab.core.activations import ACTIVATIONS, activation
 from digitlab.core.layers import LAYERS, mlp_spec
 from digitlab.core.losses import LOSSES
 from digitlab.core.model import Sequential, build_model
-from digitlab.core.optim import (
-    OPTIMIZERS,
-    SCHEDULES,
-    batch_size_schedule,
-    get_optimizer,
-    get_schedule,
-)
+from digitlab.core.optim import OPTIMIZERS, get_optimizer
+from digitlab.core.schedules import SCHEDULES, batch_size_schedule, get_schedule
 from digitlab.core.train import Evaluation, History, evaluate, fit
 from digitlab.data import build_pipeline, load_dataset, make_splits
 from digitlab.diagnostics.monitors import default_monitors

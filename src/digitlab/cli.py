@@ -22,7 +22,8 @@ from rich.table import Table
 from digitlab.core.activations import ACTIVATIONS
 from digitlab.core.init import INITIALISERS
 from digitlab.core.losses import LOSSES
-from digitlab.core.optim import OPTIMIZERS, SCHEDULES
+from digitlab.core.optim import OPTIMIZERS
+from digitlab.core.schedules import SCHEDULES
 from digitlab.core.train import evaluate
 from digitlab.diagnostics.alarms import Finding, find
 from digitlab.errors import ConfigError, DigitlabError

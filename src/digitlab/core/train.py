@@ -16,7 +16,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from digitlab.core.losses import get_loss, softmax
-from digitlab.core.optim import Optimizer, Schedule
+from digitlab.core.optim import Optimizer
+from digitlab.core.schedules import Schedule
 from digitlab.errors import DataError, NumericError
 
 # Rows per forward pass in evaluation. It bounds memory, and chunks this size also run faster:
@@ -285,7 +286,7 @@ def fit(
             )
             for monitor in monitors:
                 monitor.before_update(step)  # type: ignore[arg-type]
-            optimizer.step(model.parameters())
+            optimizer.step(model.theta, model.g, model.mask)
             for monitor in monitors:
                 monitor.after_update(step)  # type: ignore[arg-type]
             state.batch = number
