@@ -64,7 +64,8 @@ def _registries_restored():
     from digitlab.core.init import INITIALISERS
     from digitlab.core.layers import LAYERS
     from digitlab.core.losses import LOSSES
-    from digitlab.core.optim import OPTIMIZERS, SCHEDULES
+    from digitlab.core.optim import OPTIMIZERS
+    from digitlab.core.schedules import SCHEDULES
 
     registries = [ACTIVATIONS, INITIALISERS, LAYERS, LOSSES, OPTIMIZERS, SCHEDULES]
     saved = [dict(registry) for registry in registries]

@@ -9,13 +9,8 @@ from digitlab.core.evaluation import Evaluation, History, evaluate
 from digitlab.core.layers import LAYERS
 from digitlab.core.losses import LOSSES
 from digitlab.core.model import Sequential, build_model
-from digitlab.core.optim import (
-    OPTIMIZERS,
-    SCHEDULES,
-    batch_size_schedule,
-    get_optimizer,
-    get_schedule,
-)
+from digitlab.core.optim import OPTIMIZERS, get_optimizer
+from digitlab.core.schedules import SCHEDULES, batch_size_schedule, get_schedule
 from digitlab.core.specs import mlp_spec
 from digitlab.core.train import TrainHooks, TrainOptions, fit
 from digitlab.data import build_pipeline, load_dataset, make_splits

@@ -2,7 +2,7 @@
 
 from digitlab.cli import main
 from digitlab.core.layers import LAYERS
-from digitlab.core.optim import SCHEDULES
+from digitlab.core.schedules import SCHEDULES
 
 
 def test_list_prints_layer_types_with_their_keys_and_brackets_literally(capsys):

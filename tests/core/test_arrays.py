@@ -6,7 +6,8 @@ import pytest
 from digitlab.core.arrays import as_inputs, as_labels
 from digitlab.core.evaluation import evaluate, predict_logits
 from digitlab.core.model import build_model
-from digitlab.core.optim import batch_size_schedule, get_optimizer, get_schedule
+from digitlab.core.optim import get_optimizer
+from digitlab.core.schedules import batch_size_schedule, get_schedule
 from digitlab.core.specs import mlp_spec
 from digitlab.core.train import TrainOptions, fit
 from digitlab.errors import DataError

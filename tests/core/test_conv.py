@@ -4,7 +4,8 @@ import pytest
 import digitlab.core  # noqa: F401  (importing the package registers the image layers)
 from digitlab.core.layers import LAYERS
 from digitlab.core.model import build_model
-from digitlab.core.optim import batch_size_schedule, get_optimizer, get_schedule
+from digitlab.core.optim import get_optimizer
+from digitlab.core.schedules import batch_size_schedule, get_schedule
 from digitlab.core.train import TrainOptions, fit
 from digitlab.diagnostics.gradcheck import STEP, check_model, relative_error
 from digitlab.errors import ConfigError

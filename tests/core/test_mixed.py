@@ -53,7 +53,8 @@ def test_shares_are_kept_and_seeded():
 
 
 def test_monitors_report_each_group(rng, tiny_batch):
-    from digitlab.core.optim import batch_size_schedule, get_optimizer, get_schedule
+    from digitlab.core.optim import get_optimizer
+    from digitlab.core.schedules import batch_size_schedule, get_schedule
     from digitlab.core.train import TrainHooks, TrainOptions, fit
 
     x, y = tiny_batch

@@ -102,3 +102,72 @@ def test_input_gradients_only_below_a_parameter():
     ]
     model = build_model(spec, 36, np.random.default_rng(0))
     assert [lay.needs_input_grad for lay in model.layers] == [False, False, True, True, True]
+
+
+# ---------------------------------------------------------------- parameters as one vector
+
+CNN = [
+    {"type": "reshape", "shape": [1, 4, 4]},
+    {"type": "conv2d", "filters": 2, "kernel_size": 3},
+    {"type": "batchnorm"},
+    {"type": "flatten"},
+    {"type": "dense", "units": 3},
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_parameter_and_gradient_is_a_view_of_theta_and_g(dtype):
+    model = build_model(CNN, 16, np.random.default_rng(0), dtype)
+    assert [(name, shape) for name, _, shape in model.layout] == [
+        ("conv1.w", (3, 3, 1, 2)), ("conv1.b", (2,)), ("batchnorm1.gamma", (2,)),
+        ("batchnorm1.beta", (2,)), ("dense1.w", (8, 3)), ("dense1.b", (3,)),
+    ]  # fmt: skip
+    assert [offset for _, offset, _ in model.layout] == [0, 18, 20, 22, 24, 48]
+    assert model.theta.shape == model.g.shape == model.mask.shape == (51,)
+    assert model.theta.dtype == model.g.dtype == model.mask.dtype == dtype
+    for (name, param, grad), (layout_name, offset, shape) in zip(
+        model.parameters(), model.layout, strict=True
+    ):
+        assert name == layout_name and param.shape == grad.shape == shape
+        assert np.shares_memory(param, model.theta) and np.shares_memory(grad, model.g)
+        param[...] = 7.0  # writing through the layer's view changes theta
+        assert (model.theta[offset : offset + param.size] == 7.0).all()
+        grad[...] = -1.0
+        assert (model.g[offset : offset + grad.size] == -1.0).all()
+    model.theta[:] = 0.5  # and writing theta changes every layer's arrays
+    assert all((param == 0.5).all() for _, param, _ in model.parameters())
+    # penalties and decay act on weight matrices only: not biases, nor batch-norm gamma/beta
+    for name, entries in model.views(model.mask).items():
+        assert (entries == (1.0 if name.endswith(".w") else 0.0)).all(), name
+
+
+def test_building_moves_the_initial_values_into_theta(rng):
+    from digitlab.core.layers import Dense
+    from digitlab.core.model import Model, Node
+
+    w, b = rng.standard_normal((8, 3)), rng.standard_normal(3)
+    lay = Dense(w.copy(), b.copy(), "d")
+    model = Model([Node("d", lay, ["input"])], 8, [], np.float64, (3,))
+    np.testing.assert_array_equal(model.theta, np.concatenate([w.ravel(), b]))
+    assert lay.params["w"].base is model.theta and lay.grads["b"].base is model.g
+
+
+def test_a_layer_may_keep_its_parameters_only_in_params():
+    from digitlab.core.layers import Dense
+    from digitlab.core.model import Model, Node
+
+    w = np.ones((3, 3), np.float32)
+    tied = [
+        Node("a", Dense(w, np.zeros(3, np.float32), "a"), ["input"]),
+        Node("b", Dense(w, np.zeros(3, np.float32), "b"), ["a"]),
+    ]
+    with pytest.raises(ConfigError, match="shares one with another layer"):
+        Model(tied, 3, [], np.float32, (3,))
+
+    class Private(Dense):
+        def __init__(self, w, b):
+            super().__init__(w, b, "p")
+            self.w = w  # a second reference, which the view in params would leave behind
+
+    with pytest.raises(ConfigError, match="keeps a parameter outside its params dict"):
+        Model([Node("p", Private(w, np.zeros(3, np.float32)), ["input"])], 3, [], np.float32, (3,))

@@ -3,7 +3,8 @@ import pytest
 
 from digitlab.core.evaluation import evaluate
 from digitlab.core.model import build_model
-from digitlab.core.optim import batch_size_schedule, get_optimizer, get_schedule
+from digitlab.core.optim import get_optimizer
+from digitlab.core.schedules import batch_size_schedule, get_schedule
 from digitlab.core.specs import mlp_spec
 from digitlab.core.train import TrainOptions, fit
 from digitlab.errors import DataError, NumericError

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from digitlab.core.model import build_model
-from digitlab.core.optim import batch_size_schedule, get_optimizer, get_schedule
+from digitlab.core.optim import get_optimizer
+from digitlab.core.schedules import batch_size_schedule, get_schedule
 from digitlab.core.specs import mlp_spec
 from digitlab.core.train import TrainHooks, TrainOptions, fit
 from digitlab.diagnostics.alarms import find

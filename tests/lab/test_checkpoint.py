@@ -162,3 +162,68 @@ def test_resume_refuses_other_flags(tmp_path):
                             text=True)  # fmt: skip
     assert result.returncode == 1
     assert "--resume continues with the run's own config" in result.stderr
+
+
+def rewrite_the_old_way(folder, optimizer_header):
+    """Write folder's checkpoint again as the code before the flat parameter vector wrote it:
+    one array per parameter and state key ('optimizer/dense1.w/m'), the given optimizer table
+    in the header (Adam: the step count per parameter name; the others: no count)."""
+    from digitlab.lab.runs import write_npz
+
+    header, arrays = read_checkpoint(folder)
+    names = [key.removeprefix("model/") for key in arrays if key.startswith("model/")]
+    old = {key: value for key, value in arrays.items() if not key.startswith("optimizer/")}
+    for key in {key.rsplit("/", 1)[1] for key in arrays if key.startswith("optimizer/")}:
+        for name in names:
+            old[f"optimizer/{name}/{key}"] = np.array(arrays[f"optimizer/{name}/{key}"])
+    header["optimizer"] = optimizer_header(header, names)
+    old["checkpoint.json"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    write_npz(folder / "checkpoint.npz", old)
+
+
+def test_a_checkpoint_written_the_old_way_resumes_bit_identically(tmp_path, uninterrupted):
+    batches = iter(range(45))  # stops after batch 46
+    with pytest.raises(Interrupted):
+        run(make_config(CONFIG), tmp_path, should_stop=lambda: next(batches, None) is None)
+    header, arrays = read_checkpoint(tmp_path)
+    params = [key.removeprefix("model/") for key in arrays if key.startswith("model/")]
+    assert header["optimizer"] == {"learning_rate": 0.003, "steps": dict.fromkeys(params, 46)}
+    assert {k for k in arrays if k.startswith("optimizer/")} == {
+        f"optimizer/{name}/{key}" for name in params for key in ("m", "v")
+    }
+    rewrite_the_old_way(tmp_path, lambda header, names: {
+        "learning_rate": header["optimizer"]["learning_rate"],
+        "steps": {name: 46 for name in names},
+    })  # fmt: skip
+    run(make_config({}), tmp_path, resume=True)
+    assert_same_weights(uninterrupted, tmp_path)
+
+
+def test_an_old_momentum_checkpoint_without_a_step_count_resumes(tmp_path):
+    config = {**CONFIG, "optimizer": "nesterov", "epochs": 2}
+    run(make_config(config), tmp_path / "whole")
+    batches = iter(range(30))
+    with pytest.raises(Interrupted):
+        run(make_config(config), tmp_path / "cut", should_stop=lambda: next(batches, None) is None)
+    rewrite_the_old_way(tmp_path / "cut", lambda header, names: {
+        "learning_rate": header["optimizer"]["learning_rate"]
+    })  # fmt: skip
+    assert "steps" not in read_checkpoint(tmp_path / "cut")[0]["optimizer"]
+    run(make_config({}), tmp_path / "cut", resume=True)
+    assert_same_weights(tmp_path / "whole", tmp_path / "cut")
+
+
+def test_optimizer_state_that_does_not_fit_the_model_is_a_one_line_error(tmp_path):
+    batches = iter(range(3))
+    with pytest.raises(Interrupted):
+        run(make_config({**CONFIG, "epochs": 1}), tmp_path,
+            should_stop=lambda: next(batches, None) is None)  # fmt: skip
+    header, arrays = read_checkpoint(tmp_path)
+    from digitlab.lab.runs import write_npz
+
+    del arrays["optimizer/dense1.w/m"]
+    arrays["checkpoint.json"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    write_npz(tmp_path / "checkpoint.npz", arrays)
+    with pytest.raises(ModelError, match="optimizer state dense1.w/m missing") as caught:
+        run(make_config({}), tmp_path, resume=True)
+    assert "\n" not in str(caught.value)

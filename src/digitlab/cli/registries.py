@@ -18,7 +18,8 @@ from digitlab.core.activations import ACTIVATIONS
 from digitlab.core.init import INITIALISERS
 from digitlab.core.layers import LAYERS
 from digitlab.core.losses import LOSSES
-from digitlab.core.optim import OPTIMIZERS, SCHEDULES
+from digitlab.core.optim import OPTIMIZERS
+from digitlab.core.schedules import SCHEDULES
 from digitlab.lab.plugins import load_plugin
 
 

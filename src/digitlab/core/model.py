@@ -20,6 +20,7 @@ build time that name the nodes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +41,13 @@ class Node:
 
 
 class Model:
-    """Nodes in topological order, each a layer applied to the outputs of its inputs."""
+    """Nodes in topological order, each a layer applied to the outputs of its inputs.
+
+    The parameters are one flat vector `theta` and their gradients one flat vector `g`, of the
+    model's dtype; every layer's params and grads entries are views into them. `layout` lists
+    (qualified name, offset, shape) per parameter; `mask` is 1 on weight-matrix entries (names
+    ending '.w') and 0 elsewhere. Optimizers see only (theta, g, mask).
+    """
 
     def __init__(
         self,
@@ -65,8 +72,7 @@ class Model:
             if node.layer.needs_input_grad or node.layer.params:
                 trained.add(node.name)
         self._trained = trained
-        # every parameter and every gradient becomes a view into one flat array (see _pack)
-        self.flat_params, self.flat_grads = _pack(self.layers)
+        self._flatten()
         self._uses = {node.name: 0 for node in nodes}
         for node in nodes:
             for name in node.inputs:
@@ -117,6 +123,30 @@ class Model:
             for key, value in lay.params.items():
                 yield f"{lay.name}.{key}", value, lay.grads[key]
 
+    def _flatten(self) -> None:
+        """Move every parameter into theta and every gradient into g, leaving views behind."""
+        pairs = [(lay, key) for lay in self.layers for key in lay.params]
+        _check_owned([lay.params[key] for lay, key in pairs], self.layers)
+        self.layout: list[tuple[str, int, Shape]] = []
+        offset = 0
+        for lay, key in pairs:
+            self.layout.append((f"{lay.name}.{key}", offset, lay.params[key].shape))
+            offset += lay.params[key].size
+        self.theta, self.g, self.mask = (np.zeros(offset, self.dtype) for _ in range(3))
+        thetas, gs = self.views(self.theta).values(), self.views(self.g).values()
+        for (lay, key), theta, g in zip(pairs, thetas, gs, strict=True):
+            theta[...], g[...] = lay.params[key], lay.grads[key]
+            lay.params[key], lay.grads[key] = theta, g
+        for name, entries in self.views(self.mask).items():
+            entries[...] = name.endswith(".w")  # penalties and decay act on weights only
+
+    def views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        """A flat vector laid out like theta (g, an optimizer's m) as arrays by parameter name."""
+        return {
+            name: flat[offset : offset + math.prod(shape)].reshape(shape)
+            for name, offset, shape in self.layout
+        }
+
     def buffers(self) -> Iterator[tuple[str, np.ndarray]]:
         """(qualified name, array) for every non-trained array a layer keeps in `buffers`
         (e.g. batch norm's running mean): saved with the model, never touched by optimizers."""
@@ -132,46 +162,17 @@ class Model:
 Sequential = Model  # a stack of layers is the chain-shaped graph: the same engine
 
 
-def _pack(layers: list[Any]) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Move all parameters into one flat array and all gradients into another, in the order of
-    `parameters()`, leaving each layer's `params` and `grads` entries as views of them.
-
-    Layers update their arrays in place (`out=`, `-=`), so nothing else changes; what it buys is
-    that an elementwise optimizer updates the whole model with one NumPy call per operation
-    instead of one per array (Optimizer.step): for a four-layer MLP with Adam, 12 calls a step
-    instead of 96, about 4% of an MNIST epoch. Nothing is packed (None, None) if the arrays'
-    dtypes differ, two of them share memory (tied weights would come apart), or a layer also
-    keeps a parameter in an attribute of its own, which a view would leave behind; the
-    optimizers then update array by array, as before.
-    """
-    arrays = [(lay, key) for lay in layers for key in lay.params]
-    if not arrays or any(
-        key not in lay.grads or lay.grads[key].shape != lay.params[key].shape for lay, key in arrays
+def _check_owned(arrays: list[np.ndarray], layers: list[Any]) -> None:
+    """A ConfigError if two layers share a parameter array or a layer keeps one outside
+    `params`: each becomes a view of theta, which would untie or leave the others behind."""
+    held = [value for lay in layers for value in getattr(lay, "__dict__", {}).values()]
+    if len({id(array) for array in arrays}) < len(arrays) or any(
+        value is array for value in held for array in arrays
     ):
-        return None, None
-    originals = [lay.params[key] for lay, key in arrays] + [lay.grads[key] for lay, key in arrays]
-    held_elsewhere = any(
-        any(value is array for array in originals)
-        for lay in layers
-        for value in getattr(lay, "__dict__", {}).values()
-        if isinstance(value, np.ndarray)
-    )
-    shared = any(
-        np.may_share_memory(a, b) for i, a in enumerate(originals) for b in originals[i + 1 :]
-    )
-    if held_elsewhere or shared or len({array.dtype for array in originals}) != 1:
-        return None, None
-    total = sum(lay.params[key].size for lay, key in arrays)
-    params, grads = np.empty(total, originals[0].dtype), np.empty(total, originals[0].dtype)
-    offset = 0
-    for lay, key in arrays:
-        shape, end = lay.params[key].shape, offset + lay.params[key].size
-        params[offset:end] = lay.params[key].ravel()
-        grads[offset:end] = lay.grads[key].ravel()
-        lay.params[key] = params[offset:end].reshape(shape)
-        lay.grads[key] = grads[offset:end].reshape(shape)
-        offset = end
-    return params, grads
+        raise ConfigError(
+            "a layer keeps a parameter outside its params dict, or shares one with another "
+            "layer: parameters must live only in params (the model makes them views of theta)"
+        )
 
 
 def _order(specs: list[dict[str, Any]]) -> list[int]:

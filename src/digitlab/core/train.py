@@ -207,7 +207,7 @@ def _train_batch(
     step = Step(epoch, number, batches, value, logits, yb, model, optimizer)
     for monitor in hooks.monitors:
         monitor.before_update(step)
-    optimizer.step(model.parameters())
+    optimizer.step(model.theta, model.g, model.mask)
     for monitor in hooks.monitors:
         monitor.after_update(step)
     state.batch = number

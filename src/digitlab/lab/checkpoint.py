@@ -51,9 +51,14 @@ def save_checkpoint(folder: Path, config: dict[str, Any], session: Session) -> P
         arrays[f"model/{name}"] = param
     for name, buffer in session.model.buffers():
         arrays[f"model/{name}"] = buffer
+    # the optimizer's flat state is stored by parameter name ('optimizer/dense1.w/m'), and its
+    # step count once per name, as when each array had its own state
     optimizer_state = optimizer.state_dict()
-    for key, value in optimizer_state.pop("arrays").items():
-        arrays[f"optimizer/{key}"] = value
+    for key, flat in optimizer_state.pop("arrays").items():
+        for name, view in session.model.views(flat).items():
+            arrays[f"optimizer/{name}/{key}"] = view
+    steps = optimizer_state.pop("steps")
+    optimizer_state["steps"] = {name: steps for name, _, _ in session.model.layout} if steps else {}
     if state.order is not None:
         arrays["state/order"] = state.order
     for i, weights in enumerate(state.best_weights or []):
@@ -115,13 +120,7 @@ def restore_session(
     """Rebuild the Session a checkpoint holds; `optimizer` and `monitors` are fresh ones of the
     kinds the run used, given their saved state here."""
     model = rebuild(header["model"], arrays, "checkpoint", prefix="model/")
-    optimizer_state = dict(header["optimizer"])
-    optimizer_state["arrays"] = {
-        key.removeprefix("optimizer/"): value
-        for key, value in arrays.items()
-        if key.startswith("optimizer/")
-    }
-    optimizer.load_state_dict(optimizer_state)
+    optimizer.load_state_dict(_flat_optimizer_state(header["optimizer"], arrays, model))
     shuffle_rng, dropout_rng, augment_rng = (np.random.default_rng() for _ in range(3))
     shuffle_rng.bit_generator.state = header["rng"]["shuffle"]
     dropout_rng.bit_generator.state = header["rng"]["dropout"]
@@ -160,3 +159,22 @@ def restore_session(
     return Session(
         model, optimizer, shuffle_rng, dropout_rng, state, history, augment_rng, monitors
     )
+
+
+def _flat_optimizer_state(
+    saved: dict[str, Any], arrays: dict[str, np.ndarray], model: Sequential
+) -> dict[str, Any]:
+    """The optimizer's state as it keeps it (flat arrays laid out like theta, one step count)
+    from the checkpoint's arrays by parameter name, 'optimizer/dense1.w/m'."""
+    keys = {key.rsplit("/", 1)[1] for key in arrays if key.startswith("optimizer/")}
+    flat: dict[str, np.ndarray] = {}
+    for key in sorted(keys):
+        flat[key] = np.zeros_like(model.theta)
+        for name, view in model.views(flat[key]).items():
+            value = arrays.get(f"optimizer/{name}/{key}")
+            if value is None or value.shape != view.shape:
+                raise ModelError(f"checkpoint: optimizer state {name}/{key} missing or misshapen")
+            view[...] = value
+    # Adam's checkpoints counted the steps per parameter (all equal); the others had no count
+    steps = max(saved.get("steps", {}).values(), default=0)
+    return {"learning_rate": saved["learning_rate"], "steps": steps, "arrays": flat}

@@ -37,7 +37,8 @@ from pydantic.fields import FieldInfo
 from digitlab.core.activations import ACTIVATIONS, check_params
 from digitlab.core.init import INITIALISERS
 from digitlab.core.losses import LOSSES
-from digitlab.core.optim import OPTIMIZERS, SCHEDULES
+from digitlab.core.optim import OPTIMIZERS
+from digitlab.core.schedules import SCHEDULES
 from digitlab.data.augment import build_augment
 from digitlab.errors import ConfigError
 from digitlab.lab.plugins import load_plugin

@@ -17,7 +17,8 @@ import numpy as np
 from digitlab.core.activations import ACTIVATIONS
 from digitlab.core.evaluation import Evaluation, History, evaluate
 from digitlab.core.model import Sequential, build_model
-from digitlab.core.optim import Optimizer, batch_size_schedule, get_optimizer, get_schedule
+from digitlab.core.optim import Optimizer, get_optimizer
+from digitlab.core.schedules import batch_size_schedule, get_schedule
 from digitlab.core.specs import mlp_spec
 from digitlab.core.train import (
     BatchCallback,
