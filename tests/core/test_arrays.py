@@ -75,8 +75,8 @@ def test_any_real_inputs_train_as_their_float32_copy(variant, batchnorm):
     x, y = pixels()
     reference_model, reference = train(np.ascontiguousarray(x, np.float32), y, batchnorm)
     model, history = train(VARIANTS[variant](x), y, batchnorm)
-    np.testing.assert_array_equal(model.flat_params, reference_model.flat_params)
-    assert model.flat_params.dtype == np.float32
+    np.testing.assert_array_equal(model.theta, reference_model.theta)
+    assert model.theta.dtype == np.float32
     for key in ("train_loss", "val_loss", "val_accuracy"):
         assert history[key] == reference[key]
     ours = evaluate(model, VARIANTS[variant](x), y)
@@ -94,7 +94,7 @@ def test_any_integer_valued_labels(labels):
     x, y = pixels()
     reference_model, reference = train(x.astype(np.float32), y, batchnorm=True)
     model, history = train(x, LABELS[labels](y), batchnorm=True)
-    np.testing.assert_array_equal(model.flat_params, reference_model.flat_params)
+    np.testing.assert_array_equal(model.theta, reference_model.theta)
     assert history["val_loss"] == reference["val_loss"]
 
 
@@ -102,7 +102,7 @@ def test_float64_model_takes_float32_data_as_float64():
     x, y = pixels()
     model, _ = train(x.astype(np.float32), y, batchnorm=True, dtype=np.float64)
     reference, _ = train(x.astype(np.float64), y, batchnorm=True, dtype=np.float64)
-    np.testing.assert_array_equal(model.flat_params, reference.flat_params)
+    np.testing.assert_array_equal(model.theta, reference.theta)
     assert predict_logits(model, x).dtype == np.float64
 
 

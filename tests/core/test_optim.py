@@ -170,7 +170,7 @@ def test_each_optimizer_descends_a_bowl(name):
 
 
 def test_a_frozen_first_layer_is_a_slice_of_theta():
-    from digitlab.core.layers import mlp_spec
+    from digitlab.core.specs import mlp_spec
 
     model = build_model(mlp_spec([5], 3, "tanh"), 4, np.random.default_rng(0), np.float64)
     offset = dict((name, start) for name, start, _ in model.layout)["dense2.w"]
