@@ -160,14 +160,18 @@ def test_an_alarm_the_run_contradicts_is_withdrawn_at_the_end():
     assert "new best validation loss at epoch 27 (0.0216)" in withdrawn.message
 
 
-def test_check_loss_catches_a_planted_wrong_gradient():
-    """A loss whose gradient forgets the 1/n of the mean: check_loss must fail it."""
+@pytest.mark.parametrize(
+    ("value_scale", "gradient_scale"),
+    [(1, 4), (4, 1)],  # the gradient forgets the mean's 1/n; the value is a sum, not a mean
+    ids=["wrong gradient", "wrong value"],
+)
+def test_check_loss_catches_a_planted_wrong_loss(value_scale, gradient_scale):
     reference = LOSSES["softmax_cross_entropy"]
 
     @loss("planted_wrong")
     def planted(logits, y):
         value, dlogits = reference(logits, y)
-        return value, dlogits * len(y)
+        return value * value_scale, dlogits * gradient_scale
 
     try:
         logits = np.random.default_rng(0).standard_normal((4, 3))

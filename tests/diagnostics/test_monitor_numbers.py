@@ -109,3 +109,13 @@ def test_a_conv_channel_is_dead_only_when_silent_everywhere():
     x[:, 5] = 1  # one bright pixel per image
     record = one_step(model, x, np.array([0, 1]), lr=1e-3)
     assert record["relu1.dead"] == pytest.approx(1 / 3)
+
+
+def test_class_balance_records_the_shares_and_the_validation_size():
+    from digitlab.core.train import Evaluation
+    from digitlab.diagnostics.monitors import ClassBalance
+
+    predictions = np.array([2, 2, 2, 0, 0, 1, 2, 2])  # class 2: 5 of 8, then class 0: 2
+    result = Evaluation(0.5, 0.5, predictions, np.full((8, 3), 1 / 3), 8)
+    record = ClassBalance().end_epoch(0, None, result)
+    assert record == {"top_class_share": 5 / 8, "top2_class_share": 7 / 8, "val_examples": 8.0}
