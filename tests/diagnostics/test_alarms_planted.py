@@ -56,6 +56,22 @@ def test_saturation_at_its_worst_epoch(share, fires):
         )
 
 
+@pytest.mark.parametrize(("epoch", "fires"), [(3, True), (4, False)])
+def test_saturation_is_judged_in_the_first_three_epochs(epoch, fires):
+    records = quiet(6)
+    records[epoch - 1]["sigmoid1.saturated"] = 0.6
+    assert ("saturation" in warnings(records)) is fires
+
+
+def test_a_sigmoid_net_saturating_as_it_learns_is_no_alarm():
+    """recipes/book_sigmoid_100.toml (98.6%): saturation 18% -> 52% over 30 epochs."""
+    shares = np.linspace(0.177, 0.524, 30)
+    records = quiet(30)
+    for record, share in zip(records, shares, strict=True):
+        record["sigmoid1.saturated"] = float(share)
+    assert warnings(records) == {}
+
+
 def norms(*values):
     names = [f"dense{i}.w.norm" for i in range(1, len(values) + 2)]
     return dict(zip(names, [*values, 1.0], strict=True))  # the output layer last, not counted
