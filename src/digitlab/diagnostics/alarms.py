@@ -6,16 +6,21 @@ with the likely causes and the usual remedies. It only reads: nothing here chang
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 COLLAPSE_SHARE = 0.5  # half of all predictions in one class (of 10 or so) is not learning
 SATURATED_SHARE = 0.5
+SATURATION_EPOCHS = 3  # saturation is judged in the first epochs only
 DEAD_SHARE = 0.5
+DEAD_EPOCHS = 3  # dead units must stay dead this many epochs in a row
 SPIKES = 3
 SPIKE_SHARE = 0.002  # and more than 0.2% of all batches
 GROWTH = 3.0  # last hidden layer's weight norm over the first's, for nets of 3+ hidden layers
+NOISE = 2.0  # a validation loss rise within this many standard errors is noise
+LOSS_CAP = 10.0  # per-example loss assumed at most this in bounding its spread (p = 5e-5)
 
 
 @dataclass
@@ -71,9 +76,15 @@ def collapse(records: list[dict[str, Any]]) -> list[Finding]:
 
 
 def saturation(records: list[dict[str, Any]]) -> list[Finding]:
+    """Units saturated in the first SATURATION_EPOCHS epochs, before the net has learned.
+
+    Later, saturation is what learning does to sigmoid units (book_sigmoid_100.toml: 18% at
+    epoch 1, 52% at epoch 30 while its training loss fell 40-fold to 98.6%): no alarm then.
+    """
     worst: dict[str, tuple[float, int]] = {}
+    early = records[:SATURATION_EPOCHS]
     for layer in _layers(records, "saturated"):
-        peak = max(records, key=lambda r: r.get(f"{layer}.saturated", 0.0))
+        peak = max(early, key=lambda r: r.get(f"{layer}.saturated", 0.0))
         share = peak.get(f"{layer}.saturated", 0.0)
         if share >= SATURATED_SHARE:
             worst[layer] = (share, int(peak["epoch"]))
@@ -100,21 +111,54 @@ def saturation(records: list[dict[str, Any]]) -> list[Finding]:
     ]
 
 
+def _dead(records: list[dict[str, Any]]) -> dict[str, float]:
+    """Layers whose dead share was at least DEAD_SHARE in each of the last DEAD_EPOCHS
+    records, with the smallest of those shares."""
+    if len(records) < DEAD_EPOCHS:
+        return {}
+    recent = records[-DEAD_EPOCHS:]
+    dead = {}
+    for layer in _layers(records, "dead"):
+        share = min(r.get(f"{layer}.dead", 0.0) for r in recent)
+        if share >= DEAD_SHARE:
+            dead[layer] = share
+    return dead
+
+
 def dead_units(records: list[dict[str, Any]]) -> list[Finding]:
+    """Units silent on whole batches for DEAD_EPOCHS epochs in a row.
+
+    One epoch is not enough: early large steps (Adam's, say) silence units that the changing
+    inputs of the layers below bring back later. The alarm the CLI printed while training is
+    withdrawn at the end if the units came back.
+    """
     last = records[-1]
-    dead = {
-        layer: last[f"{layer}.dead"]
-        for layer in _layers(records, "dead")
-        if last.get(f"{layer}.dead", 0.0) >= DEAD_SHARE
-    }
+    dead = _dead(records)
     if not dead:
-        return []
+        first = next((i for i in range(DEAD_EPOCHS, len(records)) if _dead(records[:i])), None)
+        if first is None:
+            return []
+        then = _dead(records[:first])
+        listed = ", ".join(
+            f"{n} {100 * s:.0f}% -> {100 * last.get(f'{n}.dead', 0.0):.0f}%"
+            for n, s in then.items()
+        )
+        return [
+            Finding(
+                "dead units withdrawn",
+                int(last["epoch"]),
+                f"the dead units alarm of epoch {int(records[first - 1]['epoch'])} is "
+                f"withdrawn: the units came back ({listed} at epoch {int(last['epoch'])})",
+                severity="info",
+            )
+        ]
     listed = ", ".join(f"{n} {100 * s:.0f}%" for n, s in dead.items())
     return [
         Finding(
             "dead units",
             int(last["epoch"]),
-            f"units that never fire on a batch at epoch {int(last['epoch'])}: {listed}",
+            f"units that never fire on a batch, epochs {int(records[-DEAD_EPOCHS]['epoch'])}-"
+            f"{int(last['epoch'])}: {listed}",
             causes=["learning rate too high", "large negative biases after a big step"],
             remedies=[
                 "lower the learning rate",
@@ -169,6 +213,42 @@ def spikes(records: list[dict[str, Any]]) -> list[Finding]:
     ]
 
 
+def loss_noise(record: dict[str, Any]) -> float | None:
+    """The standard error of a record's mean validation loss, or None when n is not recorded.
+
+    The per-example losses' spread is not recorded, so it is bounded: losses in [0, LOSS_CAP]
+    with mean L have a variance of at most L * LOSS_CAP. That overstates the noise of a
+    trained classifier (most examples near 0, a few wrong ones near 2-5) by about 2x, which
+    errs towards silence.
+    """
+    n = record.get("val_examples")
+    if not n:
+        return None
+    return math.sqrt(max(record["val_loss"], 0.0) * LOSS_CAP / n)
+
+
+def _overfit(records: list[dict[str, Any]], best: int, now: int) -> bool:
+    """Whether epoch `now` shows overfitting against the best validation loss, at `best`.
+
+    Five or more epochs past the best, the validation loss is 10% above it and more than
+    NOISE standard errors of the difference of the two means, and training loss fell.
+    """
+    low, high = records[best], records[now]
+    rise = high["val_loss"] - low["val_loss"]
+    noise_low, noise_high = loss_noise(low), loss_noise(high)
+    noisy = (
+        noise_low is not None
+        and noise_high is not None
+        and rise <= NOISE * math.hypot(noise_low, noise_high)
+    )
+    return (
+        now - best >= 5
+        and high["val_loss"] > 1.1 * low["val_loss"]
+        and not noisy
+        and high["train_loss"] < low["train_loss"]
+    )
+
+
 def overfitting(records: list[dict[str, Any]]) -> list[Finding]:
     if not records or "val_loss" not in records[-1]:
         return []
@@ -189,11 +269,15 @@ def overfitting(records: list[dict[str, Any]]) -> list[Finding]:
             severity="info",
         )
     ]
-    tail = records[best_loss:]
-    # a few noisy epochs are not overfitting: 5 or more epochs past the best, 10% above it
-    rising = len(tail) >= 6 and val_loss[-1] > 1.1 * val_loss[best_loss]
-    train_falling = tail[-1]["train_loss"] < tail[0]["train_loss"]
-    if rising and train_falling:
+    # Replay the run: the first epoch whose records alone would raise the alarm (the CLI
+    # prints it then), and the best epoch it was measured against.
+    first, best = None, 0
+    for now in range(len(records)):
+        if val_loss[now] < val_loss[best]:
+            best = now
+        elif first is None and _overfit(records, best, now):
+            first = (now, best)
+    if _overfit(records, best_loss, len(records) - 1):
         findings.append(
             Finding(
                 "overfitting",
@@ -207,6 +291,23 @@ def overfitting(records: list[dict[str, Any]]) -> list[Finding]:
                     "L2 weight decay (--l2) or dropout (--dropout)",
                     "more data or augmentation",
                 ],
+            )
+        )
+    elif first is not None:
+        now, then_best = first
+        later = (
+            f"a new best validation loss at epoch {best_loss_epoch} ({val_loss[best_loss]:.4f})"
+            if val_loss[best_loss] < val_loss[then_best]
+            else f"no rise beyond noise at the end ({val_loss[-1]:.4f})"
+        )
+        findings.append(
+            Finding(
+                "overfitting withdrawn",
+                int(records[-1]["epoch"]),
+                f"the overfitting alarm of epoch {int(records[now]['epoch'])} (validation loss "
+                f"{val_loss[then_best]:.4f} -> {val_loss[now]:.4f}) is withdrawn: the run "
+                f"contradicts it with {later}",
+                severity="info",
             )
         )
     return findings

@@ -12,7 +12,8 @@ heavier work only on about 20 batches an epoch, so together they cost a few perc
   `.saturated` (share of
   (example, unit) pairs with 0 < |f'(z)| < 0.01: sigmoid or tanh pinned near 0 or 1);
 - `loss_spikes`: batches whose loss jumped far above its recent trend;
-- `top_class_share` / `top2_class_share`: how concentrated the validation predictions are.
+- `top_class_share` / `top2_class_share`: how concentrated the validation predictions are, and
+  `val_examples`, how many there are.
 
 `state_dict`/`load_state_dict` give a monitor's running numbers as JSON-ready values, so that a
 checkpoint carries them and a resumed run records what an uninterrupted one would.
@@ -182,7 +183,11 @@ class ClassBalance:
             return {}
         counts = np.bincount(validation.predictions, minlength=validation.probabilities.shape[1])
         shares = np.sort(counts)[::-1] / validation.n
-        return {"top_class_share": float(shares[0]), "top2_class_share": float(shares[:2].sum())}
+        return {
+            "top_class_share": float(shares[0]),
+            "top2_class_share": float(shares[:2].sum()),
+            "val_examples": float(validation.n),  # the alarms weigh a loss's noise by it
+        }
 
 
 def default_monitors(samples: int = 20) -> list[Any]:
