@@ -4,11 +4,14 @@ samples a feature produces, so it fails when the behaviour behind a flag or a na
 import numpy as np
 import pytest
 
+from digitlab.core.evaluation import evaluate
 from digitlab.core.init import INITIALISERS
-from digitlab.core.layers import Dropout, mlp_spec
+from digitlab.core.layers import Dropout
 from digitlab.core.model import build_model
-from digitlab.core.optim import batch_size_schedule, get_optimizer, get_schedule
-from digitlab.core.train import evaluate, fit
+from digitlab.core.optim import get_optimizer
+from digitlab.core.schedules import batch_size_schedule, get_schedule
+from digitlab.core.specs import mlp_spec
+from digitlab.core.train import TrainHooks, TrainOptions, fit
 from digitlab.errors import NumericError
 
 
@@ -46,10 +49,15 @@ def test_early_stopping_puts_back_the_best_epochs_weights():
     model = build_model(mlp_spec([64, 64], 3, "relu"), 6, np.random.default_rng(0))
     seen = Recorder()
     history = fit(
-        model, x, y, get_optimizer("momentum", 0.1), epochs=200,
-        batch_size=batch_size_schedule(16), learning_rate=get_schedule("constant", 0.1, 200),
-        rng=np.random.default_rng(0), validation=(x_val, y_val), patience=5, callbacks=[seen],
-    )  # fmt: skip
+        model,
+        x,
+        y,
+        get_optimizer("momentum", 0.1),
+        TrainOptions(200, batch_size_schedule(16), get_schedule("constant", 0.1, 200), patience=5),
+        rng=np.random.default_rng(0),
+        validation=(x_val, y_val),
+        hooks=TrainHooks(callbacks=[seen]),
+    )
     losses = [r["val_loss"] for r in seen.records]
     best = int(np.argmin(losses))
     assert history.stopped_early and history.epochs == best + 1 + 5
@@ -76,10 +84,14 @@ def test_a_non_finite_loss_keeps_the_last_finished_epochs_weights():
     kept = r"non-finite loss at epoch 3, .*weights of epoch 2 kept"
     with pytest.raises(NumericError, match=kept):
         fit(
-            model, x, y, get_optimizer("sgd", 0.1), epochs=5, batch_size=batch_size_schedule(20),
-            learning_rate=learning_rate, rng=np.random.default_rng(0), divergence=None,
-            callbacks=[seen],
-        )  # fmt: skip
+            model,
+            x,
+            y,
+            get_optimizer("sgd", 0.1),
+            TrainOptions(5, batch_size_schedule(20), learning_rate, divergence=None),
+            rng=np.random.default_rng(0),
+            hooks=TrainHooks(callbacks=[seen]),
+        )
     assert len(seen.weights) == 2
     now = weights(model)
     assert all(np.isfinite(p).all() for p in now)
@@ -94,10 +106,14 @@ def test_divergence_keeps_the_last_finished_epochs_weights():
     seen = Recorder()
     with pytest.raises(NumericError, match=r"training diverged.*weights of epoch 1 kept"):
         fit(
-            model, x, y, get_optimizer("sgd", 0.1), epochs=5, batch_size=batch_size_schedule(20),
-            learning_rate=lambda epoch: 0.1 if epoch < 1 else 1e6, rng=np.random.default_rng(0),
-            callbacks=[seen],
-        )  # fmt: skip
+            model,
+            x,
+            y,
+            get_optimizer("sgd", 0.1),
+            TrainOptions(5, batch_size_schedule(20), lambda epoch: 0.1 if epoch < 1 else 1e6),
+            rng=np.random.default_rng(0),
+            hooks=TrainHooks(callbacks=[seen]),
+        )
     assert same(weights(model), seen.weights[0])
 
 

@@ -25,12 +25,22 @@ def infos(records):
 def quiet(epochs=10, **extra):
     """A healthy run's records: losses falling, nothing the monitors watch for."""
     return [
-        {"epoch": float(e), "train_loss": 1 / e, "val_loss": 1 / e, "val_accuracy": 0.9,
-         "top_class_share": 0.12, "top2_class_share": 0.22, "val_examples": 1000.0,
-         "relu1.dead": 0.05, "sigmoid1.saturated": 0.1, "loss_spikes": 0.0,
-         "loss_spike_batches": 100.0, **extra}
+        {
+            "epoch": float(e),
+            "train_loss": 1 / e,
+            "val_loss": 1 / e,
+            "val_accuracy": 0.9,
+            "top_class_share": 0.12,
+            "top2_class_share": 0.22,
+            "val_examples": 1000.0,
+            "relu1.dead": 0.05,
+            "sigmoid1.saturated": 0.1,
+            "loss_spikes": 0.0,
+            "loss_spike_batches": 100.0,
+            **extra,
+        }
         for e in range(1, epochs + 1)
-    ]  # fmt: skip
+    ]
 
 
 def test_the_quiet_run_is_quiet():
@@ -139,15 +149,24 @@ def cnn_augment_history():
     """recipes/cnn_augment.toml's shape (6,000 validation images): best 0.0220 at epoch 14,
     up to 0.0246 by epoch 22 while training loss falls, a new best 0.0216 at epoch 27."""
     val = np.concatenate(
-        [np.geomspace(0.06, 0.0220, 14), [0.0228, 0.0224, 0.0231, 0.0236, 0.0233, 0.0240],
-         [0.0238, 0.0246, 0.0241, 0.0239, 0.0232], [0.0225, 0.0216, 0.0219, 0.0217, 0.0218]]
-    )  # fmt: skip
+        [
+            np.geomspace(0.06, 0.0220, 14),
+            [0.0228, 0.0224, 0.0231, 0.0236, 0.0233, 0.0240],
+            [0.0238, 0.0246, 0.0241, 0.0239, 0.0232],
+            [0.0225, 0.0216, 0.0219, 0.0217, 0.0218],
+        ]
+    )
     train = np.geomspace(0.3, 0.03, 30)
     return [
-        {"epoch": float(e + 1), "train_loss": float(train[e]), "val_loss": float(val[e]),
-         "val_accuracy": 0.99, "val_examples": 6000.0}
+        {
+            "epoch": float(e + 1),
+            "train_loss": float(train[e]),
+            "val_loss": float(val[e]),
+            "val_accuracy": 0.99,
+            "val_examples": 6000.0,
+        }
         for e in range(30)
-    ]  # fmt: skip
+    ]
 
 
 def test_the_cnn_augment_history_raises_no_overfitting_alarm_at_any_epoch():
@@ -230,10 +249,11 @@ def test_dead_units_that_come_back_withdraw_the_alarm():
 
 
 def test_a_real_run_with_half_its_units_dead_fires():
-    from digitlab.core.layers import mlp_spec
     from digitlab.core.model import build_model
-    from digitlab.core.optim import batch_size_schedule, get_optimizer, get_schedule
-    from digitlab.core.train import fit
+    from digitlab.core.optim import get_optimizer
+    from digitlab.core.schedules import batch_size_schedule, get_schedule
+    from digitlab.core.specs import mlp_spec
+    from digitlab.core.train import TrainHooks, TrainOptions, fit
     from digitlab.diagnostics.monitors import default_monitors
 
     rng = np.random.default_rng(0)
@@ -241,10 +261,15 @@ def test_a_real_run_with_half_its_units_dead_fires():
     model = build_model(mlp_spec([10], 3, "relu"), 6, np.random.default_rng(0))
     model.layers[0].params["b"][:6] = -1e3  # 6 of 10 units can never fire
     history = fit(
-        model, x, y, get_optimizer("sgd", 0.01), epochs=3, batch_size=batch_size_schedule(50),
-        learning_rate=get_schedule("constant", 0.01, 3), rng=np.random.default_rng(0),
-        validation=(x[:50], y[:50]), monitors=default_monitors(),
-    )  # fmt: skip
+        model,
+        x,
+        y,
+        get_optimizer("sgd", 0.01),
+        TrainOptions(3, batch_size_schedule(50), get_schedule("constant", 0.01, 3)),
+        rng=np.random.default_rng(0),
+        validation=(x[:50], y[:50]),
+        hooks=TrainHooks(monitors=default_monitors()),
+    )
     found = warnings(history.records())
     assert "relu1 60%" in found["dead units"].message
     assert "dead units" not in warnings(history.records()[:2])

@@ -4,18 +4,23 @@ import numpy as np
 import pytest
 
 from digitlab.core.model import build_model
-from digitlab.core.optim import batch_size_schedule, get_optimizer, get_schedule
-from digitlab.core.train import fit
+from digitlab.core.optim import get_optimizer
+from digitlab.core.schedules import batch_size_schedule, get_schedule
+from digitlab.core.train import TrainHooks, TrainOptions, fit
 from digitlab.diagnostics.monitors import LayerStats
 
 
 def one_step(model, x, y, lr):
     """One epoch of one batch (every batch sampled): the LayerStats record."""
     history = fit(
-        model, x, y, get_optimizer("sgd", lr), epochs=1, batch_size=batch_size_schedule(len(x)),
-        learning_rate=get_schedule("constant", lr, 1), rng=np.random.default_rng(0),
-        monitors=[LayerStats(samples=20)],
-    )  # fmt: skip
+        model,
+        x,
+        y,
+        get_optimizer("sgd", lr),
+        TrainOptions(1, batch_size_schedule(len(x)), get_schedule("constant", lr, 1)),
+        rng=np.random.default_rng(0),
+        hooks=TrainHooks(monitors=[LayerStats(samples=20)]),
+    )
     return history.records()[0]
 
 
@@ -112,7 +117,7 @@ def test_a_conv_channel_is_dead_only_when_silent_everywhere():
 
 
 def test_class_balance_records_the_shares_and_the_validation_size():
-    from digitlab.core.train import Evaluation
+    from digitlab.core.evaluation import Evaluation
     from digitlab.diagnostics.monitors import ClassBalance
 
     predictions = np.array([2, 2, 2, 0, 0, 1, 2, 2])  # class 2: 5 of 8, then class 0: 2
