@@ -36,7 +36,7 @@ from digitlab.diagnostics.monitors import default_monitors
 from digitlab.errors import ConfigError, DataError, DigitlabError
 from digitlab.lab.checkpoint import Session, read_checkpoint, restore_session, save_checkpoint
 from digitlab.lab.config import Config, make_config, to_dict
-from digitlab.lab.modelfile import MODEL_FILE, save_model
+from digitlab.lab.modelfile import MODEL_FILE, pipeline_record, save_model
 from digitlab.lab.runs import write_json, write_jsonl, write_npz
 
 
@@ -52,6 +52,7 @@ class Prepared:
     n_classes: int
     image_shape: tuple[int, int] | None
     dataset: str
+    pipeline: dict[str, Any] | None = None  # modelfile.pipeline_record, saved with the model
 
 
 def parts(splits: Splits) -> dict[str, Split]:
@@ -88,7 +89,7 @@ def prepare_data(config: Config) -> Prepared:
         standardize=config.standardize,
         per_pixel=config.per_pixel,
     )
-    n_classes, image_shape = dataset.n_classes, dataset.image_shape
+    n_classes, image_shape, max_value = dataset.n_classes, dataset.image_shape, dataset.max_value
     # Peak memory: the whole raw dataset is let go once split, and each part's raw pixels once
     # converted, so little more than the float arrays themselves is ever held (MNIST: the CLI's
     # peak went from 2.25x to about 1.6x the float32 training set).
@@ -103,7 +104,8 @@ def prepare_data(config: Config) -> Prepared:
         converted[name] = Split(x, part.y)
         del part
     splits = Splits(**converted)
-    return Prepared(splits, n_classes, pipeline.output_shape(image_shape), config.data)
+    record = pipeline_record(pipeline, image_shape, max_value)
+    return Prepared(splits, n_classes, pipeline.output_shape(image_shape), config.data, record)
 
 
 def build_from_config(
@@ -308,15 +310,20 @@ def save_run(
     history: History,
     metrics: dict[str, Any],
     predictions: dict[str, Any] | None = None,
+    pipeline: dict[str, Any] | None = None,
 ) -> None:
-    """Write config.json, history.jsonl, metrics.json, predictions.npz and model.npz."""
+    """Write config.json, history.jsonl, metrics.json, predictions.npz and model.npz (with the
+    fitted data pipeline's record, when given, for inputs that come without the dataset)."""
     write_json(folder / "config.json", to_dict(config))
     write_jsonl(folder / "history.jsonl", history.records())
     write_json(folder / "metrics.json", metrics)
     write_json(folder / "diagnostics.json", [f.as_dict() for f in find(history.records())])
     if predictions is not None:
         write_npz(folder / "predictions.npz", predictions)
-    save_model(model, folder / MODEL_FILE, extra={"config": to_dict(config)})
+    extra: dict[str, Any] = {"config": to_dict(config)}
+    if pipeline is not None:
+        extra["pipeline"] = pipeline
+    save_model(model, folder / MODEL_FILE, extra=extra)
 
 
 @dataclass
@@ -378,7 +385,8 @@ def run(
         )
     model = session.model
     metrics, evaluations = evaluate_splits(config, model, prepared)
-    save_run(folder, config, model, history, metrics, predictions_arrays(prepared, evaluations))
+    predictions = predictions_arrays(prepared, evaluations)
+    save_run(folder, config, model, history, metrics, predictions, pipeline=prepared.pipeline)
     return RunResult(model, history, metrics, prepared)
 
 
