@@ -37,7 +37,7 @@ from digitlab.errors import ConfigError, DataError, DigitlabError
 from digitlab.lab.checkpoint import Session, read_checkpoint, restore_session, save_checkpoint
 from digitlab.lab.config import Config, make_config, to_dict
 from digitlab.lab.modelfile import MODEL_FILE, pipeline_record, save_model
-from digitlab.lab.runs import write_json, write_jsonl, write_npz
+from digitlab.lab.runs import LiveRun, write_json, write_jsonl, write_npz
 
 
 class Interrupted(DigitlabError):
@@ -355,38 +355,51 @@ def run(
     if resume:
         header, arrays = read_checkpoint(folder)
         config = make_config(header["config"])
-    prepared = prepare_data(config)
-    if on_data is not None:
-        on_data(prepared)
-    if resume:
-        session = restore_session(header, arrays, make_optimizer(config))
-    else:
-        session = new_session(config, prepared)
     saved = to_dict(config)
+    live = LiveRun(folder, config.epochs)  # history.jsonl and status.json as it trains
+    live.mark("running")
+    try:
+        if not resume:
+            write_json(folder / "config.json", saved)  # readers see what is training now
+        prepared = prepare_data(config)
+        if on_data is not None:
+            on_data(prepared)
+        if resume:
+            session = restore_session(header, arrays, make_optimizer(config))
+        else:
+            session = new_session(config, prepared)
+        live.start(session.history.records())
 
-    def checkpoint(record: dict[str, float], model: Any) -> None:
-        if checkpoint_every and int(record["epoch"]) % checkpoint_every == 0:
-            save_checkpoint(folder, saved, session)
+        def checkpoint(record: dict[str, float], model: Any) -> None:
+            if checkpoint_every and int(record["epoch"]) % checkpoint_every == 0:
+                save_checkpoint(folder, saved, session)
 
-    history = train_session(
-        config,
-        prepared,
-        session,
-        callbacks=[*callbacks, checkpoint],
-        on_batch=on_batch,
-        should_stop=should_stop,
-    )
-    if history.interrupted:
-        save_checkpoint(folder, saved, session)
-        state = session.state
-        raise Interrupted(
-            f"stopped at epoch {state.epoch + 1}, batch {state.batch}; checkpoint saved in "
-            f"{folder}; continue with: digitlab train --resume {folder}"
+        history = train_session(
+            config,
+            prepared,
+            session,
+            callbacks=[*callbacks, checkpoint, live.epoch],
+            on_batch=on_batch,
+            should_stop=should_stop,
         )
-    model = session.model
-    metrics, evaluations = evaluate_splits(config, model, prepared)
-    predictions = predictions_arrays(prepared, evaluations)
-    save_run(folder, config, model, history, metrics, predictions, pipeline=prepared.pipeline)
+        if history.interrupted:
+            save_checkpoint(folder, saved, session)
+            state = session.state
+            raise Interrupted(
+                f"stopped at epoch {state.epoch + 1}, batch {state.batch}; checkpoint saved in "
+                f"{folder}; continue with: digitlab train --resume {folder}"
+            )
+        model = session.model
+        metrics, evaluations = evaluate_splits(config, model, prepared)
+        predictions = predictions_arrays(prepared, evaluations)
+        save_run(folder, config, model, history, metrics, predictions, pipeline=prepared.pipeline)
+    except Interrupted as stopped:
+        live.mark("stopped", stopped)
+        raise
+    except BaseException as failure:
+        live.mark("failed", failure)
+        raise
+    live.mark("finished")
     return RunResult(model, history, metrics, prepared)
 
 
