@@ -27,7 +27,7 @@ canvas.strip { image-rendering: pixelated; cursor: pointer; border: 1px solid va
 .maps, .weights, .digits { display: flex; flex-wrap: wrap; gap: 4px; }
 .maps canvas, .weights canvas { image-rendering: pixelated; border: 2px solid transparent; }
 .maps canvas { cursor: pointer; }
-.maps canvas.off { border-color: var(--bad); opacity: 0.4; }
+.maps canvas.off { border-color: var(--accent); opacity: 0.4; }
 .maps canvas.dead { border-color: #9ca3af; }
 .maps canvas.saturated { border-color: var(--warn); }
 .legend-row { display: flex; gap: 14px; font-size: 12px; color: var(--muted); margin: 4px 0; }
