@@ -35,6 +35,7 @@ ARGS = [
 ]
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
+DOCS_CLIP = {"x": 0, "y": 0, "width": 1020, "height": 500}  # the Draw view, header included
 
 
 def _missing() -> str | None:
@@ -88,18 +89,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+MNIST_DIR = ROOT / ".." / "shared" / "data" / "mnist"  # as tests/conftest.py's mnist_dir
+HAS_MNIST = (MNIST_DIR / "train-images-idx3-ubyte.gz").exists()
+needs_mnist = pytest.mark.skipif(not HAS_MNIST, reason=f"MNIST files not found at {MNIST_DIR}")
+
+
 @pytest.fixture(scope="session")
 def served(tmp_path_factory):
-    """Two MNIST runs in a served folder (784-100-10 for 2 epochs, a weak 784-20-10 on 5,000
-    images) and the studio serving it: yields (root folder, base URL)."""
-    mnist_dir = ROOT / ".." / "shared" / "data" / "mnist"  # as tests/conftest.py's mnist_dir
-    if not (mnist_dir / "train-images-idx3-ubyte.gz").exists():
-        pytest.skip(f"MNIST files not found at {mnist_dir}")
+    """Runs in a served folder and the studio serving it: yields (root folder, base URL).
+
+    Two 8x8-digits runs (30 and 5 hidden units); with the MNIST files, also two MNIST runs
+    (784-100-10 for 2 epochs, a weak 784-20-10 for 1 epoch on 5,000 images).
+    """
     root = tmp_path_factory.mktemp("served")
-    data = {"data": "mnist", "data_dir": str(mnist_dir), "seed": 0, "monitors": False}
-    run(make_config({**data, "hidden": [100], "epochs": 2}), root / "mnist-100")
-    run(make_config({**data, "hidden": [20], "epochs": 1, "train_first": 5000}), root / "mnist-20")
     run(make_config({"hidden": [30], "epochs": 3}), root / "digits-30")
+    run(make_config({"hidden": [5], "epochs": 1, "lr": 0.02}), root / "digits-5")
+    if HAS_MNIST:
+        data = {"data": "mnist", "data_dir": str(MNIST_DIR), "seed": 0, "monitors": False}
+        run(make_config({**data, "hidden": [100], "epochs": 2}), root / "mnist-100")
+        small = {**data, "hidden": [20], "epochs": 1, "train_first": 5000}
+        run(make_config(small), root / "mnist-20")
 
     import uvicorn
 
@@ -186,6 +195,17 @@ def settled(page, timeout: float = 20) -> tuple[str, list[float]]:
 # ------------------------------------------------------------------------------ tests
 
 
+def test_drawing_on_an_8x8_digits_model(served, page):
+    _, url = served
+    page.goto(f"{url}/#/draw?run=0/digits-30")
+    draw(page, DIGITS[1])
+    answer, probs = settled(page)
+    assert answer in "0123456789" and abs(sum(probs) - 1) < 1e-3
+    assert page.get_by_test_id("model-input").get_attribute("width") == "8"
+    shot(page, "draw-digits-model")
+
+
+@needs_mnist
 def test_drawn_digits_are_recognised(served, page):
     root, url = served
     page.goto(f"{url}/#/draw?run=0/mnist-100")
@@ -221,9 +241,10 @@ def test_drawn_digits_are_recognised(served, page):
     settled(page)
     if os.environ.get("DIGITLAB_DOCS_SCREENSHOT") == "1":
         (ROOT / "docs").mkdir(exist_ok=True)
-        page.screenshot(path=str(ROOT / "docs" / "studio.png"))
+        page.screenshot(path=str(ROOT / "docs" / "studio.png"), clip=DOCS_CLIP)
 
 
+@needs_mnist
 def test_a_png_upload_is_answered(served, page, tmp_path):
     from PIL import Image, ImageDraw
 
@@ -238,6 +259,7 @@ def test_a_png_upload_is_answered(served, page, tmp_path):
     assert answer == "1"
 
 
+@needs_mnist
 def test_inside_shows_layers_and_switching_units_off(served, page):
     _, url = served
     page.goto(f"{url}/#/draw?run=0/mnist-100")
@@ -262,7 +284,18 @@ def test_inside_shows_layers_and_switching_units_off(served, page):
     shot(page, "inside-test-digit")
 
 
-def test_compare_two_runs(served, page):
+def test_compare_two_digits_runs(served, page):
+    _, url = served
+    page.goto(f"{url}/#/compare?runs=0/digits-30,0/digits-5")
+    page.get_by_test_id("compare-table").wait_for()
+    p = float(page.get_by_test_id("mcnemar-p").get_attribute("data-value"))
+    assert 0 <= p <= 1
+    assert page.get_by_test_id("compare-table").locator("tr").count() == 3
+    shot(page, "compare-digits")
+
+
+@needs_mnist
+def test_compare_two_mnist_runs(served, page):
     _, url = served
     page.goto(f"{url}/#/compare?runs=0/mnist-100,0/mnist-20")
     page.get_by_test_id("compare-table").wait_for()

@@ -38,6 +38,7 @@ from digitlab.data.drawing import ink_from_gray, prepare_drawing
 from digitlab.data.transforms import Pipeline
 from digitlab.diagnostics.monitors import SATURATED
 from digitlab.errors import DataError, DigitlabError, ModelError
+from digitlab.lab.config import make_config
 from digitlab.lab.experiment import prepare_data, streams, wilson_interval
 from digitlab.lab.modelfile import MODEL_FILE, load_model, restore_pipeline
 from digitlab.report.runfolder import read_run
@@ -94,8 +95,6 @@ def _load_run_model(path: Path, mtime: int) -> RunModel:
     record = extra.get("pipeline")
     if record is None:
         # runs saved before model files kept their pipeline: refit it on the training data
-        from digitlab.lab.config import make_config
-
         record = prepare_data(make_config(config)).pipeline
         assert record is not None
     pipeline = restore_pipeline(config, record)
@@ -121,8 +120,6 @@ def _load_run_model(path: Path, mtime: int) -> RunModel:
 
 @functools.lru_cache(maxsize=4)
 def _load_test_set(config_json: str) -> tuple[np.ndarray, np.ndarray]:
-    from digitlab.lab.config import make_config
-
     config = make_config(json.loads(config_json))
     dataset = load_dataset(config.data, data_dir=config.data_dir, cache_dir=config.cache_dir)
     splits = make_splits(
