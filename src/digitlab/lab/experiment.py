@@ -350,10 +350,12 @@ def run(
         config = make_config(header["config"])
     saved = to_dict(config)
     live = LiveRun(folder, config.epochs)  # history.jsonl and status.json as it trains
-    live.mark("running")
     try:
-        if not resume:
-            write_json(folder / "config.json", saved)  # readers see what is training now
+        if resume:
+            live.mark("running")
+        else:  # readers see what is training, and an empty history, at once
+            write_json(folder / "config.json", saved)
+            live.start([])
         prepared = prepare_data(config)
         if on_data is not None:
             on_data(prepared)

@@ -420,7 +420,8 @@ def _sse(event: str, data: Any) -> bytes:
 
 
 async def run_events(request: Request, folder: Path, after: int) -> AsyncIterator[bytes]:
-    """`history` per new line (data: the record, with `index`), `status` per change, and
+    """`history` per new line (data: `index`, `record`, and with the newest line `diagnostics`,
+    the alarms so far), `status` per change, and
     `reset` when the history was rewritten shorter (a resumed run)."""
     sent, last_status, history_sig, status_sig = after, None, None, None
     checked = pinged = time.monotonic()
@@ -435,7 +436,10 @@ async def run_events(request: Request, folder: Path, after: int) -> AsyncIterato
                 sent = 0
                 yield _sse("reset", {"rows": len(rows)})
             for index in range(sent, len(rows)):
-                yield _sse("history", {"index": index, "record": rows[index]})
+                event: dict[str, Any] = {"index": index, "record": rows[index]}
+                if index == len(rows) - 1:  # the alarms as of the newest line
+                    event["diagnostics"] = [f.as_dict() for f in find(rows)]
+                yield _sse("history", event)
             sent = len(rows)
         signature = _signature(folder, (STATUS_FILE, "metrics.json", "report.html"))
         if signature != status_sig or now - checked > RECHECK:
