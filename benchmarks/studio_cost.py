@@ -2,6 +2,7 @@
 server streaming that run, interleaved.
 
     python benchmarks/studio_cost.py [--data-dir ../shared/data/mnist] [--reps 3] [--epochs 3]
+                                     [--train-first N]
 
 Each repetition trains `digitlab train` (784-100-10 ReLU, batch 32) twice as a child process,
 once unwatched and once with a studio server (a separate process, as in real use) serving the
@@ -73,9 +74,13 @@ def watch(origin: str, run_id: str, stop: threading.Event) -> None:
         thread.join()
 
 
-def train(folder: Path, data_dir: str, epochs: int, origin: str | None) -> list[float]:
+def train(
+    folder: Path, data_dir: str, epochs: int, train_first: int | None, origin: str | None
+) -> list[float]:
     """Epoch seconds (the first dropped) of one `digitlab train`, watched when origin is set."""
     args = ["--data", "idx", "--data-dir", data_dir, "--hidden", "100", "--epochs", str(epochs)]
+    if train_first:  # shorter epochs: the watcher's per-epoch work weighs more, not less
+        args += ["--train-first", str(train_first)]
     child = subprocess.Popen(
         train_command(*args, "--quiet", "--no-report", "--out", str(folder)),
         stdout=subprocess.DEVNULL,
@@ -102,6 +107,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA))
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--train-first", type=int, help="Train on the first N images only.")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -111,8 +117,9 @@ def main() -> None:
             for rep in range(options.reps):
                 for watched in (False, True) if rep % 2 == 0 else (True, False):
                     folder = root / f"rep{rep}-{'watched' if watched else 'plain'}"
+                    watcher = origin if watched else None
                     seconds = train(
-                        folder, options.data_dir, options.epochs, origin if watched else None
+                        folder, options.data_dir, options.epochs, options.train_first, watcher
                     )
                     times[watched] += seconds
                     print(

@@ -170,3 +170,18 @@ def test_start_stop_and_resume_from_the_api(served, client, post_headers, child_
     assert epochs == list(range(1, len(epochs) + 1))  # resumed where it stopped, no gap
     assert (served[0] / ".studio" / f"{folder.name}.log").is_file()
     assert "0/.studio" not in {r["id"] for r in client.get("/api/runs").json()["runs"]}
+
+
+def test_a_run_that_fails_before_its_first_epoch_shows_its_error(served, client, post_headers):
+    """Bad input found while loading data: the trainer leaves no folder, the page the reason."""
+    missing = served[0].parent / "no-such-idx-folder"
+    body = {"config": {"data": "idx", "data_dir": str(missing), "epochs": 2}}
+    started = client.post("/api/train", json=body, headers=post_headers)
+    assert started.status_code == 200, started.text
+    run_id = started.json()["run"]
+    folder = served[0] / run_id.partition("/")[2]
+    wait_for("the folder to go", lambda: not folder.exists(), 120)
+    data = client.get(f"/api/run?run={run_id}").json()
+    assert data["status"]["state"] == "failed"
+    assert "no-such-idx-folder" in data["status"]["error"]
+    assert data["config"]["data"] == "idx"

@@ -258,3 +258,12 @@ def test_nothing_is_unpickled(served):
         for line in text.splitlines():
             if "np.load(" in line:
                 assert "allow_pickle=False" in line, (path, line)
+
+
+def test_reports_are_sandboxed_and_nothing_is_sniffed(client, served):
+    (served[0] / "done" / "report.html").write_text("<script>alert(1)</script>")
+    response = client.get("/api/report?run=0/done")
+    assert response.status_code == 200
+    assert response.headers["content-security-policy"].startswith("sandbox")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert client.get("/api/runs").headers["x-content-type-options"] == "nosniff"

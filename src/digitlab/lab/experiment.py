@@ -391,7 +391,10 @@ def run(
         live.mark("stopped", stopped)
         raise
     except BaseException as failure:
-        live.mark("failed", failure)
+        if resume or live.status["epoch"] > 0:  # epochs done: keep them, say why it ended
+            live.mark("failed", failure)
+        else:  # bad input, found before any epoch ended: leave nothing behind
+            live.remove()
         raise
     live.mark("finished")
     return RunResult(model, history, metrics, prepared)

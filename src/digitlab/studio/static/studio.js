@@ -558,7 +558,13 @@
           }
           box.appendChild(el("div", { class: "card" }, el("h3", {}, "Results"), table));
         }
-        if (data.confusion) box.appendChild(el("div", { class: "card" }, el("h3", {}, "Test confusion matrix"), confusionTable(data.confusion)));
+        if (data.confusion) {
+          box.appendChild(el("div", { class: "card" }, el("h3", {}, "Test confusion matrix"), confusionTable(data.confusion)));
+          const perClass = data.confusion.map((row, i) => row[i] / Math.max(1, row.reduce((a, b) => a + b, 0)));
+          const worst = perClass.indexOf(Math.min(...perClass));
+          box.appendChild(el("div", { class: "card" }, el("h3", {}, "Test accuracy per class (worst highlighted)"),
+            bars(null, perClass, { testid: "per-class", max: 1, percent: true, highlight: worst, labels: perClass.map((_, i) => String(i)) })));
+        }
         if (data.examples) {
           for (const [group, label] of [["hardest", "Hardest test digits (true\u2192predicted, confidence)"], ["misclassified", "More misclassified test digits"]]) {
             const items = data.examples[group] || [];
@@ -567,7 +573,7 @@
               el("div", { class: "examples", "data-testid": group }, items.map((it) => digitCanvas(it, data.examples.shape)))));
           }
         }
-        const extra = (data.plots || []).filter((p) => ["per_class.png", "weights.png", "scatter.png"].includes(p));
+        const extra = (data.plots || []).filter((p) => ["weights.png", "scatter.png"].includes(p));
         if (extra.length) {
           box.appendChild(el("div", { class: "card wide" }, el("h3", {}, "From the report"),
             extra.map((p) => el("img", { class: "plot", alt: p, src: withToken(`/api/plot?run=${encodeURIComponent(id)}&name=${encodeURIComponent(p)}`) }))));
