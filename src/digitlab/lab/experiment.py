@@ -357,10 +357,12 @@ def run(
         config = make_config(header["config"])
     saved = to_dict(config)
     live = LiveRun(folder, config.epochs)  # history.jsonl and status.json as it trains
-    live.mark("running")
     try:
-        if not resume:
-            write_json(folder / "config.json", saved)  # readers see what is training now
+        if resume:
+            live.mark("running")
+        else:  # readers see what is training, and an empty history, at once
+            write_json(folder / "config.json", saved)
+            live.start([])
         prepared = prepare_data(config)
         if on_data is not None:
             on_data(prepared)
@@ -397,7 +399,10 @@ def run(
         live.mark("stopped", stopped)
         raise
     except BaseException as failure:
-        live.mark("failed", failure)
+        if resume or live.status["epoch"] > 0:  # epochs done: keep them, say why it ended
+            live.mark("failed", failure)
+        else:  # bad input, found before any epoch ended: leave nothing behind
+            live.remove()
         raise
     live.mark("finished")
     return RunResult(model, history, metrics, prepared)

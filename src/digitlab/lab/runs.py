@@ -178,6 +178,11 @@ class LiveRun:
         line = text.splitlines()[-1] if text else (type(error).__name__ if error else None)
         self._update(state=state, error=line)
 
+    def remove(self) -> None:
+        """Delete what `start` wrote (and config.json): a run that never began leaves nothing."""
+        for name in (STATUS_FILE, HISTORY_FILE, "config.json"):
+            (self.folder / name).unlink(missing_ok=True)
+
     def _update(self, **fields: Any) -> None:
         self.status.update(fields, updated=now_iso())
         write_json(self.folder / STATUS_FILE, self.status)

@@ -88,8 +88,13 @@ def build_report(run_dir: str | os.PathLike[str]) -> Path:
     """Write `run_dir`/report.html and `run_dir`/plots/*.png; return the report's path."""
     run = read_run(run_dir)
     page = Page()
-    for add in SECTIONS:
-        add(page, run)
+    for add, section_id in zip(SECTIONS, SECTION_IDS, strict=True):
+        if run.live is not None and add not in (_curves, _diagnostics):
+            state = f"{run.live['state']} at epoch {run.live['epoch']} of {run.live['epochs']}"
+            note = f"A snapshot: the run is {state}; this needs its final evaluation."
+            page.section(section_id, section_id.replace("-", " ").capitalize(), _note(note))
+        else:
+            add(page, run)
     folder = run.path / PLOTS_DIR
     for name, png in page.pngs.items():
         write_bytes(folder / name, png)

@@ -3,7 +3,9 @@
 A run folder holds config.json, history.jsonl, metrics.json and model.npz (all required) and
 predictions.npz (optional: runs written before it existed lack it, and a report then leaves out
 the sections that need it). A file that is there but unreadable or malformed is an error
-(DataError, or ModelError for model.npz), never a partial report.
+(DataError, or ModelError for model.npz), never a partial report. A run that has not finished
+(status.json says running, stopped, failed or died, and there is no metrics.json) is read as a
+snapshot: its config and history so far, with `live` holding its status.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from digitlab.core.layers import Dense
 from digitlab.errors import DataError
 from digitlab.lab.modelfile import MODEL_FILE, load_model
+from digitlab.lab.runs import read_status
 
 SPLITS = ("train", "val", "test", "test_all")  # metrics.json's per-split summaries, in order
 PREDICTION_KEYS = ("y", "pred", "probs", "examples", "example_images")
@@ -46,6 +49,7 @@ class RunFolder:
     metrics: dict[str, Any]
     predictions: dict[str, np.ndarray] | None  # REPORT_SPLIT's arrays, unprefixed, + image_shape
     first_layer: FirstLayer
+    live: dict[str, Any] | None = None  # status.json of a run not finished: a snapshot so far
 
 
 def read_run(run_dir: str | os.PathLike[str]) -> RunFolder:
@@ -55,6 +59,14 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunFolder:
         raise DataError(f"{path}: no such run folder")
     config = _read_json_object(path / "config.json")
     history = _read_history(path / "history.jsonl")
+    status = read_status(path)
+    if (
+        status is not None
+        and status["state"] != "finished"
+        and not (path / "metrics.json").exists()
+    ):
+        # still training (or stopped, failed, died): its history so far, no results yet
+        return RunFolder(path, config, history, {}, None, FirstLayer("none", 0, None), status)
     metrics = _read_metrics(path / "metrics.json")
     predictions_file = path / "predictions.npz"
     predictions = _read_predictions(predictions_file) if predictions_file.exists() else None
@@ -92,15 +104,27 @@ def _read_json_object(path: Path) -> dict[str, Any]:
 
 
 def _read_history(path: Path) -> list[dict[str, Any]]:
+    """The records of history.jsonl; a torn last line (a write in progress) is skipped."""
     records = []
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+    lines = _read_text(path).splitlines()
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        if number == len(lines) and not _whole_json(line):
+            break
         record = _parse_json(path, line, f"line {number}: ")
         if not isinstance(record, dict):
             raise DataError(f"{path}: line {number}: expected a JSON object")
         records.append(record)
     return records
+
+
+def _whole_json(line: str) -> bool:
+    try:
+        json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 def _is_number(value: Any) -> bool:

@@ -37,7 +37,7 @@ from digitlab.lab.runs import (
     read_status,
     write_json,
 )
-from digitlab.studio.paths import NotFound, resolve_file, resolve_run, run_id
+from digitlab.studio.paths import FILE_NAME, NotFound, resolve_file, resolve_run, run_id
 
 POLL = 0.3  # seconds between stat checks of a watched run
 LIST_POLL = 1.0  # seconds between scans for the runs list
@@ -47,6 +47,9 @@ MAX_DEPTH = 4  # folder levels searched below each served folder
 EXAMPLES_SHOWN = 24  # hardest and misclassified digits sent to the page, each
 STUDIO_DIR = ".studio"  # under the first folder: configs and logs of runs started here
 RUN_MARKERS = (STATUS_FILE, HISTORY_FILE, "metrics.json")
+# A report is a file from a run folder: shown sandboxed (no scripts, not our origin), images
+# only as the data URIs it embeds.
+REPORT_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 
 class Conflict(DigitlabError):
@@ -345,8 +348,43 @@ def example_images(folder: Path) -> dict[str, Any] | None:
     return out
 
 
+def vanished_run(folders: Sequence[Path], rid: str) -> dict[str, Any] | None:
+    """A run started here whose folder is gone: `digitlab train` removes the folder of a run
+    that failed before its first epoch (bad input); its log says why."""
+    head, _, name = rid.partition("/")
+    if head != "0" or not FILE_NAME.match(name):
+        return None
+    log = Path(folders[0]) / STUDIO_DIR / f"{name}.log"
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines()]
+    except OSError:
+        return None
+    error = next((line for line in reversed(lines) if line), "the run ended before its first epoch")
+    return {
+        "id": rid,
+        "kind": "run",
+        "name": name,
+        "status": {"state": "failed", "error": error.removeprefix("digitlab: error: ")},
+        "config": _json_file(log.with_suffix(".json")),
+        "history": [],
+        "diagnostics": [],
+        "metrics": None,
+        "confusion": None,
+        "examples": None,
+        "plots": [],
+        "report": False,
+        "checkpoint": False,
+    }
+
+
 def run_details(folders: Sequence[Path], rid: str) -> dict[str, Any]:
-    folder = resolve_run(folders, rid)
+    try:
+        folder = resolve_run(folders, rid)
+    except NotFound:
+        vanished = vanished_run(folders, rid)
+        if vanished is None:
+            raise
+        return clean(vanished)
     if (folder / "sweep.json").is_file():
         spec = _json_object(folder / "sweep.json")
         return clean(
@@ -411,7 +449,8 @@ async def report_page(request: Request) -> HTMLResponse:
     folder = resolve_run(_studio(request).folders, request.query_params.get("run"))
     for name in ("report.html", "summary.html"):
         if (folder / name).is_file():
-            return HTMLResponse((folder / name).read_text(encoding="utf-8", errors="replace"))
+            text = (folder / name).read_text(encoding="utf-8", errors="replace")
+            return HTMLResponse(text, headers={"Content-Security-Policy": REPORT_CSP})
     raise NotFound("this run has no report yet")
 
 
@@ -420,7 +459,8 @@ def _sse(event: str, data: Any) -> bytes:
 
 
 async def run_events(request: Request, folder: Path, after: int) -> AsyncIterator[bytes]:
-    """`history` per new line (data: the record, with `index`), `status` per change, and
+    """`history` per new line (data: `index`, `record`, and with the newest line `diagnostics`,
+    the alarms so far), `status` per change, and
     `reset` when the history was rewritten shorter (a resumed run)."""
     sent, last_status, history_sig, status_sig = after, None, None, None
     checked = pinged = time.monotonic()
@@ -435,7 +475,10 @@ async def run_events(request: Request, folder: Path, after: int) -> AsyncIterato
                 sent = 0
                 yield _sse("reset", {"rows": len(rows)})
             for index in range(sent, len(rows)):
-                yield _sse("history", {"index": index, "record": rows[index]})
+                event: dict[str, Any] = {"index": index, "record": rows[index]}
+                if index == len(rows) - 1:  # the alarms as of the newest line
+                    event["diagnostics"] = [f.as_dict() for f in find(rows)]
+                yield _sse("history", event)
             sent = len(rows)
         signature = _signature(folder, (STATUS_FILE, "metrics.json", "report.html"))
         if signature != status_sig or now - checked > RECHECK:

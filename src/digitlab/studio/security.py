@@ -63,6 +63,7 @@ class Guard:
         if refusal is not None:
             await _error(send, *refusal)
             return
+        send = _with_nosniff(send)
         if scope["method"] in SAFE_METHODS:
             await self.app(scope, receive, send)
             return
@@ -137,6 +138,20 @@ class Guard:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks), False
+
+
+def _with_nosniff(send: Send) -> Send:
+    """Every response says: trust my Content-Type (a PNG is never run as a script)."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            headers.append((b"x-content-type-options", b"nosniff"))
+            headers.append((b"referrer-policy", b"same-origin"))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return wrapped
 
 
 def _origin_of(referer: str | None) -> str | None:

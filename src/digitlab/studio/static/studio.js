@@ -128,6 +128,19 @@
     return ticks;
   }
 
+  /** Ticks for a log axis spanning 10^low..10^high: 1-2-5 steps, or whole decades if many. */
+  function logTicks(low, high) {
+    const out = [];
+    for (let k = Math.floor(low); k <= Math.ceil(high); k++) {
+      for (const m of [1, 2, 5]) {
+        const t = m * Math.pow(10, k);
+        if (Math.log10(t) >= low && Math.log10(t) <= high) out.push(t);
+      }
+    }
+    if (out.length > 6) return out.filter((t) => Math.abs(Math.log10(t) - Math.round(Math.log10(t))) < 1e-9);
+    return out.length ? out : [Math.pow(10, (low + high) / 2)];
+  }
+
   /**
    * Line chart: series = [{name, values: [y or null per x], color}], x = 1..n (or opts.x).
    * opts: {title, width, height, log, percent, testid, points}. Returns the <svg>.
@@ -153,16 +166,16 @@
     const tf = opts.log ? Math.log10 : (v) => v;
     let low = Math.min(...all.map(tf)), high = Math.max(...all.map(tf));
     if (opts.yMin !== undefined) low = Math.min(low, tf(opts.yMin));
-    if (high - low < 1e-12) { low -= 0.5; high += 0.5; }
+    if (high - low < 1e-12) { low -= opts.log ? 0.5 : Math.max(Math.abs(low) * 0.5, 0.05); high += opts.log ? 0.5 : Math.max(Math.abs(high) * 0.5, 0.05); }
     const pad = (high - low) * 0.05;
-    low -= pad; high += pad;
+    const floor = !opts.log && all.every((v) => v >= 0) ? 0 : -Infinity; // shares, rates: not below 0
+    low = floor === 0 ? Math.max(low - pad, 0) : low - pad;
+    high += pad;
     const x0 = xs[0] ?? 1, x1 = xs[xs.length - 1] ?? 1;
     const sx = (x) => margin.left + (x1 > x0 ? (x - x0) / (x1 - x0) : 0.5) * (width - margin.left - margin.right);
     const sy = (v) => margin.top + (1 - (tf(v) - low) / (high - low)) * (height - margin.top - margin.bottom);
     const grid = el("g", { class: "grid" });
-    const ticks = opts.log
-      ? niceTicks(low, high, 4).map((t) => Math.pow(10, t))
-      : niceTicks(low, high, 4);
+    const ticks = opts.log ? logTicks(low, high) : niceTicks(low, high, 4);
     for (const t of ticks) {
       const y = sy(t);
       if (y < margin.top - 1 || y > height - margin.bottom + 1) continue;
@@ -360,7 +373,7 @@
           },
           el("td", {}, el("a", { href: `#/run?run=${encodeURIComponent(r.id)}`, onclick: (e) => e.stopPropagation() }, r.name),
             r.kind === "sweep" ? el("span", { class: "tag" }, "sweep") : null),
-          el("td", {}, el("span", { class: `badge ${r.status}` }, r.status), r.error ? el("span", { class: "muted small", title: r.error }, " \u24d8") : null),
+          el("td", { title: r.error || null }, el("span", { class: `badge ${r.status}` }, r.status)),
           el("td", {}, r.dataset || ""),
           el("td", {}, r.model || ""),
           el("td", { class: "num" }, r.epochs ? `${r.epoch}/${r.epochs}` : String(r.epoch ?? "")),
@@ -545,7 +558,13 @@
           }
           box.appendChild(el("div", { class: "card" }, el("h3", {}, "Results"), table));
         }
-        if (data.confusion) box.appendChild(el("div", { class: "card" }, el("h3", {}, "Test confusion matrix"), confusionTable(data.confusion)));
+        if (data.confusion) {
+          box.appendChild(el("div", { class: "card" }, el("h3", {}, "Test confusion matrix"), confusionTable(data.confusion)));
+          const perClass = data.confusion.map((row, i) => row[i] / Math.max(1, row.reduce((a, b) => a + b, 0)));
+          const worst = perClass.indexOf(Math.min(...perClass));
+          box.appendChild(el("div", { class: "card" }, el("h3", {}, "Test accuracy per class (worst highlighted)"),
+            bars(null, perClass, { testid: "per-class", max: 1, percent: true, highlight: worst, labels: perClass.map((_, i) => String(i)) })));
+        }
         if (data.examples) {
           for (const [group, label] of [["hardest", "Hardest test digits (true\u2192predicted, confidence)"], ["misclassified", "More misclassified test digits"]]) {
             const items = data.examples[group] || [];
@@ -554,7 +573,7 @@
               el("div", { class: "examples", "data-testid": group }, items.map((it) => digitCanvas(it, data.examples.shape)))));
           }
         }
-        const extra = (data.plots || []).filter((p) => ["per_class.png", "weights.png", "scatter.png"].includes(p));
+        const extra = (data.plots || []).filter((p) => ["weights.png", "scatter.png"].includes(p));
         if (extra.length) {
           box.appendChild(el("div", { class: "card wide" }, el("h3", {}, "From the report"),
             extra.map((p) => el("img", { class: "plot", alt: p, src: withToken(`/api/plot?run=${encodeURIComponent(id)}&name=${encodeURIComponent(p)}`) }))));
