@@ -94,7 +94,7 @@ HAS_MNIST = (MNIST_DIR / "train-images-idx3-ubyte.gz").exists()
 needs_mnist = pytest.mark.skipif(not HAS_MNIST, reason=f"MNIST files not found at {MNIST_DIR}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """Runs in a served folder and the studio serving it: yields (root folder, base URL).
 
@@ -129,7 +129,7 @@ def served(tmp_path_factory):
     thread.join(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
