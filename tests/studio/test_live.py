@@ -47,6 +47,14 @@ def state(folder: Path) -> str | None:
     return status["state"] if status else None
 
 
+def running_epochs(folder: Path, n: int) -> bool:
+    """Running, with at least n epochs in both the history and the status (written after)."""
+    status = read_status(folder)
+    return bool(status and status["state"] == "running" and status["epoch"] >= n) and (
+        lines(folder) >= n
+    )
+
+
 @contextmanager
 def serving(app) -> Iterator[str]:
     """The app on a real uvicorn server in a thread; yields its origin."""
@@ -103,7 +111,7 @@ def test_history_grows_live_and_a_killed_run_shows_as_died(served, app, client, 
         start_new_session=True,
     )
     child_cleanup.append(child.pid)
-    wait_for("two epochs", lambda: lines(folder) >= 2 and state(folder) == "running")
+    wait_for("two epochs", lambda: running_epochs(folder, 2))
     status = json.loads((folder / "status.json").read_text())
     assert status["pid"] == child.pid and status["epochs"] == 400
     assert 2 <= status["epoch"] <= 400 and status["error"] is None
@@ -147,7 +155,7 @@ def test_start_stop_and_resume_from_the_api(served, client, post_headers, child_
     child_cleanup.append(pid)
     folder = served[0] / run_id.partition("/")[2]
     assert folder.parent == served[0]
-    wait_for("two epochs", lambda: lines(folder) >= 2 and state(folder) == "running")
+    wait_for("two epochs", lambda: running_epochs(folder, 2))
     assert os.getsid(pid) != os.getsid(0)  # its own session: the page and server may go
 
     stopped = client.post(f"/api/stop?run={run_id}", headers=post_headers)
@@ -162,7 +170,7 @@ def test_start_stop_and_resume_from_the_api(served, client, post_headers, child_
     resumed = client.post(f"/api/resume?run={run_id}", headers=post_headers)
     assert resumed.status_code == 200, resumed.text
     child_cleanup.append(resumed.json()["pid"])
-    wait_for("more epochs", lambda: lines(folder) > before + 1 and state(folder) == "running")
+    wait_for("more epochs", lambda: running_epochs(folder, before + 2))
     assert client.post(f"/api/resume?run={run_id}", headers=post_headers).status_code == 409
     client.post(f"/api/stop?run={run_id}", headers=post_headers)
     wait_for("the second stop", lambda: state(folder) == "stopped", 60)

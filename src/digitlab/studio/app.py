@@ -9,6 +9,8 @@ does not allow.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import secrets
 from html import escape
 from pathlib import Path
@@ -35,10 +37,9 @@ CSP = (
 
 def _model_routes() -> list[BaseRoute]:
     """Helper routes for drawing, inside and compare (model_api.py), if that module exists."""
-    try:
-        from digitlab.studio import model_api  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
+    if importlib.util.find_spec("digitlab.studio.model_api") is None:
         return []
+    model_api = importlib.import_module("digitlab.studio.model_api")  # its errors surface
     return list(model_api.routes())
 
 

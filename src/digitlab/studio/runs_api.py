@@ -283,7 +283,7 @@ class Studio:
         """Collect children that ended, so none lingers as a zombie."""
         for pid, child in list(self.children.items()):
             if child.poll() is not None:
-                del self.children[pid]
+                self.children.pop(pid, None)
 
     def runs(self) -> list[dict[str, Any]]:
         self.reap()
