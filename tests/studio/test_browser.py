@@ -328,8 +328,16 @@ def test_a_run_started_from_the_train_page_shows_its_loss(served, page):
         page.wait_for_timeout(500)
     assert points >= 2, "the loss chart gained no points"
     shot(page, "train-run")
-    stop = page.get_by_test_id("stop-run")
-    if stop.is_visible():
-        stop.click()
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:  # stop it unless it has finished meanwhile (then the button hides)
+        page.get_by_test_id("stop-run").click(timeout=3000)
+    except PlaywrightTimeout:
+        pass
+    status = page.get_by_test_id("run-status").first
+    deadline = time.monotonic() + 60
+    while status.inner_text() not in ("stopped", "finished") and time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+    assert status.inner_text() in ("stopped", "finished")
     # the run folder was made under the served folder
     assert any((root / name).is_dir() for name in os.listdir(root) if name not in {".studio"})
