@@ -46,6 +46,7 @@ def test_default_train_reaches_97_percent_and_writes_the_run_folder(tmp_path):
         "model.npz",
         "predictions.npz",
         "diagnostics.json",
+        "status.json",
         "report.html",
         "plots",
     }

@@ -36,8 +36,8 @@ from digitlab.diagnostics.monitors import default_monitors
 from digitlab.errors import ConfigError, DataError, DigitlabError, NumericError
 from digitlab.lab.checkpoint import Session, read_checkpoint, restore_session, save_checkpoint
 from digitlab.lab.config import Config, make_config, to_dict
-from digitlab.lab.modelfile import MODEL_FILE, save_model
-from digitlab.lab.runs import write_json, write_jsonl, write_npz
+from digitlab.lab.modelfile import MODEL_FILE, pipeline_record, save_model
+from digitlab.lab.runs import LiveRun, write_json, write_jsonl, write_npz
 from digitlab.stats import wilson_interval  # re-exported: callers import it from here
 
 
@@ -53,6 +53,7 @@ class Prepared:
     n_classes: int
     image_shape: tuple[int, int] | None
     dataset: str
+    pipeline: dict[str, Any] | None = None  # modelfile.pipeline_record, saved with the model
 
 
 def parts(splits: Splits) -> dict[str, Split]:
@@ -98,7 +99,7 @@ def prepare_data(config: Config) -> Prepared:
         standardize=config.standardize,
         per_pixel=config.per_pixel,
     )
-    n_classes, image_shape = dataset.n_classes, dataset.image_shape
+    n_classes, image_shape, max_value = dataset.n_classes, dataset.image_shape, dataset.max_value
     # Peak memory: the whole raw dataset is let go once split, and each part's raw pixels once
     # converted, so little more than the float arrays themselves is ever held (MNIST: the CLI's
     # peak went from 2.25x to about 1.6x the float32 training set).
@@ -113,7 +114,8 @@ def prepare_data(config: Config) -> Prepared:
         converted[name] = Split(x, part.y)
         del part
     splits = Splits(**converted)
-    return Prepared(splits, n_classes, pipeline.output_shape(image_shape), config.data)
+    record = pipeline_record(pipeline, image_shape, max_value)
+    return Prepared(splits, n_classes, pipeline.output_shape(image_shape), config.data, record)
 
 
 def build_from_config(
@@ -326,21 +328,32 @@ def save_run(
     history: History,
     metrics: dict[str, Any],
     predictions: dict[str, Any] | None = None,
+    pipeline: dict[str, Any] | None = None,
 ) -> None:
-    """Write metrics.json, predictions.npz, then what save_partial_run writes."""
+    """Write metrics.json, predictions.npz, then what save_partial_run writes (model.npz with
+    the fitted data pipeline's record, when given, for inputs that come without the dataset)."""
     write_json(folder / "metrics.json", metrics)
     if predictions is not None:
         write_npz(folder / "predictions.npz", predictions)
-    save_partial_run(folder, config, model, history)
+    save_partial_run(folder, config, model, history, pipeline)
 
 
-def save_partial_run(folder: Path, config: Config, model: Sequential, history: History) -> None:
+def save_partial_run(
+    folder: Path,
+    config: Config,
+    model: Sequential,
+    history: History,
+    pipeline: dict[str, Any] | None = None,
+) -> None:
     """config.json, history.jsonl, diagnostics.json and model.npz: all that a run that stopped
     with an error (a divergence) keeps."""
     write_json(folder / "config.json", to_dict(config))
     write_jsonl(folder / "history.jsonl", history.records())
     write_json(folder / "diagnostics.json", [f.as_dict() for f in find(history.records())])
-    save_model(model, folder / MODEL_FILE, extra={"config": to_dict(config)})
+    extra: dict[str, Any] = {"config": to_dict(config)}
+    if pipeline is not None:
+        extra["pipeline"] = pipeline
+    save_model(model, folder / MODEL_FILE, extra=extra)
 
 
 @dataclass
@@ -374,42 +387,63 @@ def run(
     if resume:
         header, arrays = read_checkpoint(folder)
         config = make_config(header["config"])
-    prepared = prepare_data(config)
-    if on_data is not None:
-        on_data(prepared)
-    if resume:
-        session = restore_session(header, arrays, make_optimizer(config), make_monitors(config))
-    else:
-        session = new_session(config, prepared)
     saved = to_dict(config)
-
-    def checkpoint(record: dict[str, float], model: Any) -> None:
-        if checkpoint_every and int(record["epoch"]) % checkpoint_every == 0:
-            save_checkpoint(folder, saved, session)
-
+    live = LiveRun(folder, config.epochs)  # history.jsonl and status.json as it trains
+    kept = False  # a diverged run keeps its last good weights, even before its first epoch ends
     try:
-        history = train_session(
-            config,
-            prepared,
-            session,
-            callbacks=[*callbacks, checkpoint],
-            on_batch=on_batch,
-            should_stop=should_stop,
-        )
-    except NumericError as diverged:
-        # fit has put the last good weights back: keep them, with what led there
-        save_partial_run(folder, config, session.model, session.history)
-        raise NumericError(f"{diverged}; they are saved in {folder / MODEL_FILE}") from None
-    if history.interrupted:
-        save_checkpoint(folder, saved, session)
-        state = session.state
-        raise Interrupted(
-            f"stopped at epoch {state.epoch + 1}, batch {state.batch}; checkpoint saved in "
-            f"{folder}; continue with: digitlab train --resume {folder}"
-        )
-    model = session.model
-    metrics, evaluations = evaluate_splits(config, model, prepared)
-    save_run(folder, config, model, history, metrics, predictions_arrays(prepared, evaluations))
+        if resume:
+            live.mark("running")
+        else:  # readers see what is training, and an empty history, at once
+            write_json(folder / "config.json", saved)
+            live.start([])
+        prepared = prepare_data(config)
+        if on_data is not None:
+            on_data(prepared)
+        if resume:
+            session = restore_session(header, arrays, make_optimizer(config), make_monitors(config))
+        else:
+            session = new_session(config, prepared)
+        live.start(session.history.records())
+
+        def checkpoint(record: dict[str, float], model: Any) -> None:
+            if checkpoint_every and int(record["epoch"]) % checkpoint_every == 0:
+                save_checkpoint(folder, saved, session)
+
+        try:
+            history = train_session(
+                config,
+                prepared,
+                session,
+                callbacks=[*callbacks, checkpoint, live.epoch],
+                on_batch=on_batch,
+                should_stop=should_stop,
+            )
+        except NumericError as diverged:
+            # fit has put the last good weights back: keep them, with what led there
+            save_partial_run(folder, config, session.model, session.history, prepared.pipeline)
+            kept = True
+            raise NumericError(f"{diverged}; they are saved in {folder / MODEL_FILE}") from None
+        if history.interrupted:
+            save_checkpoint(folder, saved, session)
+            state = session.state
+            raise Interrupted(
+                f"stopped at epoch {state.epoch + 1}, batch {state.batch}; checkpoint saved in "
+                f"{folder}; continue with: digitlab train --resume {folder}"
+            )
+        model = session.model
+        metrics, evaluations = evaluate_splits(config, model, prepared)
+        predictions = predictions_arrays(prepared, evaluations)
+        save_run(folder, config, model, history, metrics, predictions, pipeline=prepared.pipeline)
+    except Interrupted as stopped:
+        live.mark("stopped", stopped)
+        raise
+    except BaseException as failure:
+        if resume or kept or live.status["epoch"] > 0:  # keep what was done, say why it ended
+            live.mark("failed", failure)
+        else:  # bad input, found before any epoch ended: leave nothing behind
+            live.remove()
+        raise
+    live.mark("finished")
     return RunResult(model, history, metrics, prepared)
 
 

@@ -4,6 +4,11 @@ The file holds one array per parameter (named like 'dense1.w') and 'model.json',
 bytes of {"format": "digitlab-model", "version": 1, "model": <description>, "extra": {...}}.
 Loading reads it with allow_pickle=False, rebuilds the model from the description and checks
 that every array is there with the right shape and dtype.
+
+A run's model file keeps in extra["pipeline"] what its data pipeline needs beyond the config
+(`pipeline_record`): the raw images' shape and scale and the fitted statistics (standardize's
+mean and std), so that new inputs (a drawing) get exactly the training images' transforms
+without reloading the training data (`restore_pipeline`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from digitlab.core.model import Sequential, build_model
+from digitlab.data.transforms import Pipeline, Standardize, build_pipeline
 from digitlab.errors import DigitlabError, ModelError
 from digitlab.lab.plugins import load_plugin
 from digitlab.lab.runs import write_npz
@@ -107,6 +113,53 @@ def load_model(path: str | os.PathLike[str]) -> tuple[Sequential, dict[str, Any]
     for plugin in extra.get("config", {}).get("plugins", []):
         load_plugin(plugin)
     return rebuild(header.get("model", {}), arrays, str(path)), extra
+
+
+def pipeline_record(
+    pipeline: Pipeline, image_shape: tuple[int, int], max_value: float
+) -> dict[str, Any]:
+    """The JSON-ready part of a fitted pipeline that its config does not already say."""
+    fitted: dict[str, Any] = {}
+    for transform in pipeline.transforms:
+        if isinstance(transform, Standardize) and transform.mean is not None:
+            assert transform.std is not None
+            fitted["standardize"] = {"mean": transform.mean.tolist(), "std": transform.std.tolist()}
+    return {"image_shape": list(image_shape), "max_value": max_value, "fitted": fitted}
+
+
+def restore_pipeline(config: dict[str, Any], record: dict[str, Any]) -> Pipeline:
+    """The fitted pipeline of a run from its config (a dict as in config.json) and the
+    `pipeline_record` saved with its model; the result transforms rows exactly as in training.
+
+    Transforms without data-dependent state are fitted on one blank row (they only read its
+    width); standardize gets the saved statistics back.
+    """
+    try:
+        height, width = (int(side) for side in record["image_shape"])
+        pipeline = build_pipeline(
+            max_value=float(record["max_value"]),
+            image_shape=(height, width),
+            dtype=np.dtype(config.get("dtype", "float32")),
+            crop=int(config.get("crop", 0)),
+            pixel_subset=config.get("pixel_subset"),
+            seed=int(config.get("seed", 0)),
+            invert=bool(config.get("invert", False)),
+            standardize=bool(config.get("standardize", False)),
+            per_pixel=bool(config.get("per_pixel", False)),
+        )
+        x = np.zeros((1, height * width), pipeline.dtype)
+        for transform in pipeline.transforms:
+            if isinstance(transform, Standardize):
+                saved = record["fitted"]["standardize"]
+                transform.mean = np.asarray(saved["mean"], pipeline.dtype)
+                transform.std = np.asarray(saved["std"], pipeline.dtype)
+            else:
+                transform.fit(x)
+            x = transform(x)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelError(f"the saved data pipeline is incomplete ({_short(err)})") from None
+    pipeline.fitted = True
+    return pipeline
 
 
 def _short(err: BaseException) -> str:

@@ -1,16 +1,21 @@
-"""Run folders and atomic writes.
+"""Run folders, atomic writes and the live files of a run in progress.
 
 Every file the project writes goes to a temporary file in the same folder and is then renamed
 over the target, so a crash or a kill leaves the previous good file (or none), never half of one.
+The one exception is history.jsonl while a run trains: each epoch appends one whole line,
+flushed and fsynced, and readers skip a torn last line. Beside it status.json (rewritten
+atomically) says running / finished / stopped / failed, with the pid, epoch e of E, start and
+last-update times and the last error line; a reader shows `died` for a run whose process is gone.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -156,3 +161,108 @@ def new_run_dir(out: str | os.PathLike[str] | None, root: str = "runs") -> Path:
         except FileExistsError:
             continue
     raise ConfigError(f"could not create a fresh run folder under {root}")
+
+
+HISTORY_FILE = "history.jsonl"
+STATUS_FILE = "status.json"
+STATES = ("running", "finished", "stopped", "failed", "died")
+FOREIGN_STALE = 24 * 3600.0  # seconds without an update before another host's run counts as died
+
+
+def now_iso() -> str:
+    """The current time in ISO 8601, UTC, to the millisecond."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def append_jsonl(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
+    """Append one whole JSON line to `path`, flushed and fsynced (readers skip a torn one)."""
+    line = (json.dumps(record, default=_jsonable) + "\n").encode()
+    with open(path, "ab") as handle:
+        handle.write(line)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+class LiveRun:
+    """Keeps a training run's history.jsonl and status.json current, epoch by epoch.
+
+    `start` (re)writes the history so far, `epoch` is an epoch callback appending one line,
+    `mark` records its state (and how it ended). The status file is tiny and rewritten atomically.
+    """
+
+    def __init__(self, folder: Path, epochs: int) -> None:
+        self.folder = folder
+        self.status: dict[str, Any] = {
+            "state": "running",
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "epoch": 0,
+            "epochs": epochs,
+            "started": now_iso(),
+            "updated": now_iso(),
+            "error": None,
+        }
+
+    def start(self, records: list[dict[str, Any]], epochs: int | None = None) -> None:
+        """Write the history so far (empty for a fresh run, restored for a resumed one)."""
+        write_jsonl(self.folder / HISTORY_FILE, records)
+        self._update(epoch=len(records), **({"epochs": epochs} if epochs else {}))
+
+    def epoch(self, record: dict[str, Any], model: Any = None) -> None:
+        append_jsonl(self.folder / HISTORY_FILE, record)
+        self._update(epoch=int(record.get("epoch", self.status["epoch"] + 1)))
+
+    def mark(self, state: str, error: BaseException | str | None = None) -> None:
+        text = str(error).strip() if error is not None else ""
+        line = text.splitlines()[-1] if text else (type(error).__name__ if error else None)
+        self._update(state=state, error=line)
+
+    def remove(self) -> None:
+        """Delete what `start` wrote (and config.json): a run that never began leaves nothing."""
+        for name in (STATUS_FILE, HISTORY_FILE, "config.json"):
+            (self.folder / name).unlink(missing_ok=True)
+
+    def _update(self, **fields: Any) -> None:
+        self.status.update(fields, updated=now_iso())
+        write_json(self.folder / STATUS_FILE, self.status)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this host and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: it exists
+    except (OverflowError, ValueError):
+        return False
+    try:  # a killed child its parent has not reaped yet is a zombie: dead for our purposes
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def read_status(folder: Path) -> dict[str, Any] | None:
+    """status.json of a run folder with `state` corrected to `died` when its process is gone,
+    or None when there is none (a run written before live status, or not a run)."""
+    try:
+        status = json.loads((folder / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(status, dict) or status.get("state") not in STATES:
+        return None
+    if status["state"] == "running":
+        pid, host = status.get("pid"), status.get("host")
+        if host in (None, socket.gethostname()):
+            if not isinstance(pid, int) or not process_alive(pid):
+                status["state"] = "died"
+        else:
+            try:
+                updated = datetime.fromisoformat(status["updated"])
+                if (datetime.now(UTC) - updated).total_seconds() > FOREIGN_STALE:
+                    status["state"] = "died"
+            except (KeyError, TypeError, ValueError):
+                pass
+    return status

@@ -87,8 +87,13 @@ def build_report(run_dir: str | os.PathLike[str]) -> Path:
     """Write `run_dir`/report.html and `run_dir`/plots/*.png; return the report's path."""
     run = read_run(run_dir)
     page = Page()
-    for add in SECTIONS:
-        add(page, run)
+    for add, section_id in zip(SECTIONS, SECTION_IDS, strict=True):
+        if run.live is not None and add not in (_curves, _diagnostics):
+            state = f"{run.live['state']} at epoch {run.live['epoch']} of {run.live['epochs']}"
+            note = f"A snapshot: the run is {state}; this needs its final evaluation."
+            page.section(section_id, section_id.replace("-", " ").capitalize(), _note(note))
+        else:
+            add(page, run)
     folder = run.path / PLOTS_DIR
     for name, png in page.pngs.items():
         write_bytes(folder / name, png)
@@ -178,7 +183,8 @@ def _summary(page: Page, run: RunFolder) -> None:
     # config.json of older runs has the short names (lr), of newer ones the full words
     rate = get("learning_rate", get("lr", "?"))
     schedule = get("learning_rate_schedule", get("lr_schedule"))
-    model = model_text(run.model) + (f", loss {get('loss')}" if get("loss") else "")
+    described = model_text(run.model) if run.model is not None else "(not saved yet)"
+    model = described + (f", loss {get('loss')}" if get("loss") else "")
     transforms = [
         name if value is True else f"{name} {value}"
         for name in ("standardize", "per_pixel", "invert", "crop", "pixel_subset")

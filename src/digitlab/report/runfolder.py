@@ -3,7 +3,9 @@
 A run folder holds config.json, history.jsonl, metrics.json and model.npz (all required) and
 predictions.npz (optional: runs written before it existed lack it, and a report then leaves out
 the sections that need it). A file that is there but unreadable or malformed is an error
-(DataError, or ModelError for model.npz), never a partial report.
+(DataError, or ModelError for model.npz), never a partial report. A run that has not finished
+(status.json says running, stopped, failed or died, and there is no metrics.json) is read as a
+snapshot: its config and history so far, with `live` holding its status.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 from digitlab.core.layers import Dense
 from digitlab.errors import DataError
 from digitlab.lab.modelfile import MODEL_FILE, load_model
-from digitlab.lab.runs import read_history
+from digitlab.lab.runs import read_history, read_status
 
 SPLITS = ("train", "val", "test", "test_all")  # metrics.json's per-split summaries, in order
 PREDICTION_KEYS = ("y", "pred", "probs", "examples", "example_images")
@@ -58,7 +60,8 @@ class RunFolder:
     metrics: dict[str, Any]
     predictions: dict[str, np.ndarray] | None  # REPORT_SPLIT's arrays, unprefixed, + image_shape
     first_layer: FirstLayer
-    model: ModelSummary
+    model: ModelSummary | None  # None for a run not finished
+    live: dict[str, Any] | None = None  # status.json of a run not finished: a snapshot so far
 
 
 def read_run(run_dir: str | os.PathLike[str]) -> RunFolder:
@@ -68,6 +71,16 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunFolder:
         raise DataError(f"{path}: no such run folder")
     config = _read_json_object(path / "config.json")
     history = read_history(path)
+    status = read_status(path)
+    if (
+        status is not None
+        and status["state"] != "finished"
+        and not (path / "metrics.json").exists()
+    ):
+        # still training (or stopped, failed, died): its history so far, no results yet
+        return RunFolder(
+            path, config, history, {}, None, FirstLayer("none", 0, None), model=None, live=status
+        )
     metrics = _read_metrics(path / "metrics.json")
     predictions_file = path / "predictions.npz"
     predictions = _read_predictions(predictions_file) if predictions_file.exists() else None

@@ -1,0 +1,1 @@
+"""The studio: a local web app to watch, compare and start runs (see README.md here)."""
