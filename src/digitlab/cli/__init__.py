@@ -1,12 +1,11 @@
 """The command line: flags and TOML -> Config -> library calls -> printed results.
 
 One click group, `app`, holds every command: train, gradcheck and diagnose (train.py), eval
-(evaluate.py), list (registries.py), sweep (sweep.py), report and tough (report.py), and studio (studio/command.py, beside the
-web app it serves). Config
-flags are generated from the Config model (options.py); shell completion is click's own
-(complete.py). Errors we raise on purpose (DigitlabError) and bad flags are printed as one line
-on stderr with a non-zero exit code (1 for a run that failed, 2 for a usage error), never as a
-traceback.
+(evaluate.py), list (registries.py), sweep (sweep.py), report and tough (report.py), and studio
+(studio/command.py, beside the web app it serves). Config flags are generated from the Config
+model (options.py); shell completion is click's own (complete.py). Errors we raise on purpose
+(DigitlabError) and bad flags are printed as one line on stderr with a non-zero exit code (1 for
+a run that failed, 2 for a usage error), never as a traceback.
 """
 
 from __future__ import annotations
@@ -21,8 +20,8 @@ from digitlab.cli.registries import list_command
 from digitlab.cli.report import report, tough
 from digitlab.cli.sweep import sweep
 from digitlab.cli.train import diagnose, gradcheck, train
-from digitlab.studio.command import studio_command
 from digitlab.errors import DigitlabError
+from digitlab.studio.command import studio_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
