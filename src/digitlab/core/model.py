@@ -27,10 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from digitlab.core.graph import INPUT, named_nodes, node_label, topological_order
 from digitlab.core.layers import LAYERS, Layer, Shape
 from digitlab.errors import ConfigError
-
-INPUT = "input"
 
 
 @dataclass
@@ -175,68 +174,6 @@ def _check_owned(arrays: list[np.ndarray], layers: list[Any]) -> None:
         )
 
 
-def _order(specs: list[dict[str, Any]]) -> list[int]:
-    """Topological order of the node specs (Kahn), or a ConfigError naming a cycle."""
-    names = [s["name"] for s in specs]
-    position = {name: i for i, name in enumerate(names)}
-    waiting = {i: {position[n] for n in s["inputs"] if n != INPUT} for i, s in enumerate(specs)}
-    order: list[int] = []
-    ready = [i for i, deps in waiting.items() if not deps]
-    while ready:
-        i = ready.pop(0)
-        order.append(i)
-        for j, deps in waiting.items():
-            if i in deps:
-                deps.discard(i)
-                if not deps and j not in order and j not in ready:
-                    ready.append(j)
-    if len(order) < len(specs):
-        # the nodes left wait on a cycle; peel off those only downstream of it (nothing left
-        # reads them), so that the message names the nodes on the cycle itself
-        left = {i for i in range(len(specs)) if i not in order}
-        while True:
-            read = {j for i in left for j in waiting[i]}
-            downstream = left - read
-            if not downstream:
-                break
-            left -= downstream
-        cycle = sorted(names[i] if not names[i].startswith("#") else _label(names[i]) for i in left)
-        raise ConfigError(f"the graph has a cycle through nodes {', '.join(cycle)}")
-    return order
-
-
-def _named(spec: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Give every node a name and inputs (a stack's defaults), checking names and references."""
-    named: list[dict[str, Any]] = []
-    for i, layer_spec in enumerate(spec):
-        node = dict(layer_spec)
-        kind = node.get("type")
-        if kind not in LAYERS:
-            known = ", ".join(sorted(LAYERS))
-            raise ConfigError(f"layer {i + 1}: unknown type {kind!r}; known: {known}")
-        if kind == "activation" and "activation" not in node:
-            # a stack's activation dict names its activation with `name`: move it
-            node["activation"] = node.pop("name", None)
-        if "name" not in node:  # named once built, after the layer: dense1, relu1, conv1
-            node["name"] = f"#{i + 1}"
-        inputs = node.get("inputs", [named[-1]["name"]] if named else [INPUT])
-        node["inputs"] = [inputs] if isinstance(inputs, str) else list(inputs)
-        named.append(node)
-    names = [node["name"] for node in named]
-    for node in named:
-        placeholder = node["name"].startswith("#") and node["name"][1:].isdigit()
-        user_named_badly = node["name"] in (INPUT, "") or node["name"].startswith("#")
-        if names.count(node["name"]) > 1 or (user_named_badly and not placeholder):
-            raise ConfigError(f"node name {node['name']!r} is used twice, empty or reserved")
-        for name in node["inputs"]:
-            if name != INPUT and name not in names:
-                raise ConfigError(
-                    f"node {node['name']!r} takes input {name!r}, which is not a node "
-                    f"(nodes: {', '.join(names)})"
-                )
-    return named
-
-
 def build_model(
     spec: list[dict[str, Any]],
     input_size: int,
@@ -248,11 +185,11 @@ def build_model(
         raise ConfigError(f"input size must be > 0, got {input_size}")
     if not spec:
         raise ConfigError("a model needs at least one layer")
-    named = _named(spec)
+    named = named_nodes(spec)
     output = next((n["name"] for n in named if n["name"] == "output"), named[-1]["name"])
     shapes: dict[str, Shape] = {INPUT: (input_size,)}
     nodes: list[Node] = []
-    for i in _order(named):
+    for i in topological_order(named):
         node = named[i]
         kind = node["type"]
         layer_spec = {k: v for k, v in node.items() if k not in ("name", "inputs")}
@@ -269,25 +206,21 @@ def build_model(
         try:
             lay, shape = factory(layer_spec, given, rng, np.dtype(dtype))
         except ConfigError as err:
-            raise ConfigError(f"{_label(node['name'])} ({kind}): {err}") from None
+            raise ConfigError(f"{node_label(node['name'])} ({kind}): {err}") from None
         except (KeyError, TypeError, ValueError) as err:
-            raise ConfigError(f"{_label(node['name'])} ({kind}): bad spec ({err})") from None
+            raise ConfigError(f"{node_label(node['name'])} ({kind}): bad spec ({err})") from None
         shapes[node["name"]] = shape
         nodes.append(Node(node["name"], lay, node["inputs"]))
     used = {name for node in named for name in node["inputs"]}
-    unused = [_label(n.name) for n in nodes if n.name not in used and n.name != output]
+    unused = [node_label(n.name) for n in nodes if n.name not in used and n.name != output]
     if unused:
-        raise ConfigError(f"{', '.join(unused)} do not lead to the output {_label(output)}")
+        raise ConfigError(f"{', '.join(unused)} do not lead to the output {node_label(output)}")
     nodes.sort(key=lambda n: n.name == output)  # the output last; topological order otherwise kept
     final = _final_names(nodes)
     for built in nodes:
         built.name = built.layer.name = final[built.name]
         built.inputs = [final.get(name, name) for name in built.inputs]
     return Model(nodes, input_size, [dict(s) for s in spec], dtype, shapes[output])
-
-
-def _label(name: str) -> str:
-    return f"layer {name[1:]}" if name.startswith("#") else f"node {name!r}"
 
 
 def _final_names(nodes: list[Node]) -> dict[str, str]:
