@@ -359,7 +359,8 @@ def vanished_run(folders: Sequence[Path], rid: str) -> dict[str, Any] | None:
         lines = [line.strip() for line in log.read_text(errors="replace").splitlines()]
     except OSError:
         return None
-    error = next((line for line in reversed(lines) if line), "the run ended before its first epoch")
+    ended = f"the run ended before its first epoch (see {log})"  # its error line comes later
+    error = next((line for line in reversed(lines) if line), ended)
     return {
         "id": rid,
         "kind": "run",
