@@ -26,10 +26,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from digitlab.core.layers import mlp_spec
 from digitlab.core.model import build_model
 from digitlab.core.optim import batch_size_schedule, get_optimizer, get_schedule
-from digitlab.core.train import fit
+from digitlab.core.specs import mlp_spec
+from digitlab.core.train import TrainHooks, TrainOptions, fit
 from digitlab.data.augment import Augment
 
 BATCH = 128
@@ -70,12 +70,11 @@ def time_batches(
         x,
         y,
         get_optimizer("sgd", 0.05),
-        epochs=1,
-        batch_size=batch_size_schedule(BATCH),
-        learning_rate=get_schedule("constant", 0.05, 1),
+        TrainOptions(
+            1, batch_size_schedule(BATCH), get_schedule("constant", 0.05, 1), augment=augment
+        ),
         rng=rng,
-        augment=augment,
-        on_batch=lambda epoch, number, size: ends.append(time.perf_counter()),
+        hooks=TrainHooks(on_batch=lambda epoch, number, size: ends.append(time.perf_counter())),
     )
     return list(np.diff(ends))
 

@@ -65,11 +65,11 @@ class DigitlabCase:
     def train(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         dl = self.dl
         started = time.perf_counter()
-        history = dl.fit(
-            self.model, x, y, self.optimizer, epochs=1, rng=self.rng,
-            batch_size=dl.batch_size_schedule(BATCH),
-            learning_rate=dl.get_schedule("constant", LEARNING_RATE, 1), monitors=self.monitors,
-        )  # fmt: skip
+        options = dl.TrainOptions(
+            1, dl.batch_size_schedule(BATCH), dl.get_schedule("constant", LEARNING_RATE, 1)
+        )
+        hooks = dl.TrainHooks(monitors=self.monitors)
+        history = dl.fit(self.model, x, y, self.optimizer, options, rng=self.rng, hooks=hooks)
         return time.perf_counter() - started, history["train_loss"][-1]
 
 

@@ -28,10 +28,10 @@ CASES = [
 
 def epoch_seconds(model, optimizer, x, y, x_val, y_val, batch, lr, monitors) -> float:
     started = time.perf_counter()
+    options = dl.TrainOptions(1, dl.batch_size_schedule(batch), dl.get_schedule("constant", lr, 1))
     dl.fit(
-        model, x, y, optimizer, epochs=1, rng=np.random.default_rng(0),
-        batch_size=dl.batch_size_schedule(batch), learning_rate=dl.get_schedule("constant", lr, 1),
-        validation=(x_val, y_val), monitors=monitors,
+        model, x, y, optimizer, options, rng=np.random.default_rng(0),
+        validation=(x_val, y_val), hooks=dl.TrainHooks(monitors=monitors),
     )  # fmt: skip
     return time.perf_counter() - started
 

@@ -99,11 +99,11 @@ class DigitlabCase:
     def epoch(self, x: np.ndarray, y: np.ndarray) -> float:
         dl = self.dl
         started = time.perf_counter()
-        dl.fit(
-            self.model, x, y, self.optimizer, epochs=1, rng=self.rng,
-            batch_size=dl.batch_size_schedule(self.batch),
-            learning_rate=dl.get_schedule("constant", self.lr, 1), monitors=self.monitors,
-        )  # fmt: skip
+        options = dl.TrainOptions(
+            1, dl.batch_size_schedule(self.batch), dl.get_schedule("constant", self.lr, 1)
+        )
+        hooks = dl.TrainHooks(monitors=self.monitors)
+        dl.fit(self.model, x, y, self.optimizer, options, rng=self.rng, hooks=hooks)
         return time.perf_counter() - started
 
     def infer(self, x: np.ndarray, y: np.ndarray) -> float:

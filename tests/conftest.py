@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digitlab.core.layers import mlp_spec
 from digitlab.core.model import build_model
+from digitlab.core.specs import mlp_spec
 
 MNIST_DIR = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist").resolve()
 

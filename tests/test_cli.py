@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from digitlab.cli import main
+from digitlab.lab.runs import RUN_FILES
 
 
 def run_cli(args, capsys):
@@ -25,7 +26,7 @@ def run_cli(args, capsys):
 def test_default_train_reaches_97_percent_and_writes_the_run_folder(tmp_path):
     # the real console script, as a user runs it, with no arguments
     result = subprocess.run(
-        [sys.executable, "-m", "digitlab.cli", "train"],
+        [sys.executable, "-m", "digitlab", "train"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -49,6 +50,8 @@ def test_default_train_reaches_97_percent_and_writes_the_run_folder(tmp_path):
         "report.html",
         "plots",
     }
+    written = {p.name + ("/" if p.is_dir() else "") for p in folder.iterdir()}
+    assert written <= set(RUN_FILES)  # the reference section's list of run-folder files
     assert len((folder / "history.jsonl").read_text().splitlines()) == 50
     assert "test" in result.stdout and "confusion" in result.stdout
 
@@ -151,7 +154,7 @@ def test_corrupt_idx_is_one_line(tmp_path, mnist_dir, capsys, how):
         (["--activation", "swishy"], "unknown activation 'swishy'"),
         (["--optimizer", "adamm"], "unknown optimizer 'adamm'"),
         (["--lr", "abc"], "'abc' is not a valid float"),
-        (["--lr", "0"], "lr: Input should be greater than 0"),
+        (["--lr", "0"], "learning_rate: Input should be greater than 0"),
         (["--hidden", "100,x"], "comma list"),
         (["--hidden", "0"], "hidden sizes must all be > 0"),
         (["--batch-size", "-5"], "batch_size"),

@@ -5,7 +5,8 @@ evaluate it, save and load it. The engine itself lives in `digitlab.core` (NumPy
 """
 
 from digitlab.core.activations import ACTIVATIONS, activation
-from digitlab.core.layers import LAYERS, mlp_spec
+from digitlab.core.evaluation import Evaluation, History, evaluate
+from digitlab.core.layers import LAYERS
 from digitlab.core.losses import LOSSES
 from digitlab.core.model import Sequential, build_model
 from digitlab.core.optim import (
@@ -15,7 +16,8 @@ from digitlab.core.optim import (
     get_optimizer,
     get_schedule,
 )
-from digitlab.core.train import Evaluation, History, evaluate, fit
+from digitlab.core.specs import mlp_spec
+from digitlab.core.train import TrainHooks, TrainOptions, fit
 from digitlab.data import build_pipeline, load_dataset, make_splits
 from digitlab.diagnostics.monitors import default_monitors
 from digitlab.errors import ConfigError, DataError, DigitlabError, ModelError, NumericError
@@ -39,6 +41,8 @@ __all__ = [
     "NumericError",
     "Prepared",
     "Sequential",
+    "TrainHooks",
+    "TrainOptions",
     "activation",
     "batch_size_schedule",
     "build_model",

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from digitlab.core.activations import ACTIVATIONS
-from digitlab.core.layers import Dropout, mlp_spec
+from digitlab.core.layers import Dropout
 from digitlab.core.model import build_model
+from digitlab.core.specs import mlp_spec
 from digitlab.diagnostics.gradcheck import check_model
 from digitlab.errors import ConfigError
 
@@ -92,3 +93,38 @@ def test_dense_after_images_needs_flatten(rng):
         )
     with pytest.raises(ConfigError, match="cannot reshape"):
         build_model([{"type": "reshape", "shape": [3, 4, 4]}], 16, rng)
+
+
+# one example of every registered type, in a graph that can hold them all
+EVERY_TYPE = [
+    {"name": "image", "type": "reshape", "shape": [1, 4, 4], "inputs": ["input"]},
+    {"name": "conv", "type": "conv2d", "filters": 2, "kernel_size": 3, "padding": 1},
+    {"name": "norm", "type": "batchnorm"},
+    {"name": "max", "type": "maxpool2d", "size": 2},
+    {"name": "avg", "type": "avgpool2d", "size": 2, "stride": 1},
+    {"name": "flat", "type": "flatten"},
+    {"name": "dense", "type": "dense", "units": 2},
+    {"name": "act", "type": "activation", "activation": "tanh"},
+    {"name": "mix", "type": "mixed", "pattern": ["relu", "sin"]},
+    {"name": "drop", "type": "dropout", "rate": 0.5},
+    {"name": "sum", "type": "add", "inputs": ["act", "drop"]},
+    {"name": "both", "type": "concat", "inputs": ["sum", "dense"]},
+    {"name": "output", "type": "dense", "units": 3},
+]
+
+
+def test_every_registered_layer_keeps_the_layer_contract(rng):
+    """Each built-in type (the registry as importing digitlab.core fills it) has every member
+    of the Layer protocol: params and grads with one set of keys, buffers, the two flags."""
+    from digitlab.core.layers import LAYERS, Layer
+
+    model = build_model(EVERY_TYPE, 16, rng, np.float64)
+    assert {spec["type"] for spec in EVERY_TYPE} == set(LAYERS)
+    members = [m for m in Layer.__annotations__] + ["forward", "backward"]
+    for lay in model.layers:
+        assert all(hasattr(lay, m) for m in members), (lay.name, members)
+        assert set(lay.params) == set(lay.grads)
+        assert isinstance(lay.buffers, dict)
+        assert lay.multi_input == (lay.name in ("sum", "both"))
+    x, y = rng.standard_normal((6, 16)), rng.integers(0, 3, 6)
+    assert all(r.passed for r in check_model(model, x, y))

@@ -54,14 +54,13 @@ def test_shares_are_kept_and_seeded():
 
 def test_monitors_report_each_group(rng, tiny_batch):
     from digitlab.core.optim import batch_size_schedule, get_optimizer, get_schedule
-    from digitlab.core.train import fit
+    from digitlab.core.train import TrainHooks, TrainOptions, fit
 
     x, y = tiny_batch
     model = mixed_model(rng, {"activations": {"relu": 1, "sigmoid": 1}})
-    history = fit(
-        model, x, y, get_optimizer("sgd", 0.1), epochs=1, batch_size=batch_size_schedule(4),
-        learning_rate=get_schedule("constant", 0.1, 1), rng=rng, monitors=default_monitors(),
-    )  # fmt: skip
+    options = TrainOptions(1, batch_size_schedule(4), get_schedule("constant", 0.1, 1))
+    hooks = TrainHooks(monitors=default_monitors())
+    history = fit(model, x, y, get_optimizer("sgd", 0.1), options, rng=rng, hooks=hooks)
     assert "mixed1.relu.dead" in history.metrics and "mixed1.sigmoid.saturated" in history.metrics
 
 

@@ -84,8 +84,8 @@ def test_bad_values_are_config_errors():
 
 
 def _mlp(seed=0, dtype=np.float32):
-    from digitlab.core.layers import mlp_spec
     from digitlab.core.model import build_model
+    from digitlab.core.specs import mlp_spec
 
     return build_model(mlp_spec([6, 5], 3, "tanh"), 4, np.random.default_rng(seed), dtype)
 

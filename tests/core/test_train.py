@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 
-from digitlab.core.layers import mlp_spec
+from digitlab.core.evaluation import evaluate
 from digitlab.core.model import build_model
 from digitlab.core.optim import batch_size_schedule, get_optimizer, get_schedule
-from digitlab.core.train import evaluate, fit
+from digitlab.core.specs import mlp_spec
+from digitlab.core.train import TrainOptions, fit
 from digitlab.errors import NumericError
 
 
@@ -14,7 +15,12 @@ def blobs(rng, n=300, k=3, d=6):
     return (centres[y] + rng.standard_normal((n, d))).astype(np.float32), y
 
 
-def run(seed, epochs=5, lr=0.1, **kwargs):
+def options(epochs, lr, batch_size=32, **kwargs):
+    schedule = get_schedule("constant", lr, epochs)
+    return TrainOptions(epochs, batch_size_schedule(batch_size), schedule, **kwargs)
+
+
+def run(seed, epochs=5, lr=0.1, hooks=None, **kwargs):
     data_rng = np.random.default_rng(0)
     x, y = blobs(data_rng)
     model = build_model(mlp_spec([16], 3, "relu", dropout=0.1), 6, np.random.default_rng(seed))
@@ -23,12 +29,10 @@ def run(seed, epochs=5, lr=0.1, **kwargs):
         x,
         y,
         get_optimizer("momentum", lr),
-        epochs=epochs,
-        batch_size=batch_size_schedule(32),
-        learning_rate=get_schedule("constant", lr, epochs),
+        options(epochs, lr, **kwargs),
         rng=np.random.default_rng(seed),
         validation=(x[:50], y[:50]),
-        **kwargs,
+        hooks=hooks,
     )
     return model, history, (x, y)
 
@@ -90,9 +94,8 @@ def test_a_trained_models_tiny_first_loss_is_no_divergence_reference():
 
     def one_epoch(divergence):
         return fit(
-            model, x, y, get_optimizer("sgd", 1e-9), epochs=1, rng=np.random.default_rng(0),
-            batch_size=batch_size_schedule(1), learning_rate=get_schedule("constant", 1e-9, 1),
-            divergence=divergence,
+            model, x, y, get_optimizer("sgd", 1e-9), options(1, 1e-9, 1, divergence=divergence),
+            rng=np.random.default_rng(0),
         )  # fmt: skip
 
     history = one_epoch(1e4)  # the last batch's loss, 40, is not over 1e4 x max(0, 1)
@@ -123,9 +126,9 @@ def test_bad_training_data_is_a_data_error(x, y, message):
 
     model = build_model(mlp_spec([4], 3, "relu"), 6, np.random.default_rng(0))
     with pytest.raises(DataError, match=message):
-        fit(model, x, y, get_optimizer("sgd", 0.1), epochs=1, batch_size=batch_size_schedule(4),
-            learning_rate=get_schedule("constant", 0.1, 1),
-            rng=np.random.default_rng(0))  # fmt: skip
+        fit(
+            model, x, y, get_optimizer("sgd", 0.1), options(1, 0.1, 4), rng=np.random.default_rng(0)
+        )
 
 
 def test_nan_in_the_data_is_named_as_such():
@@ -133,6 +136,35 @@ def test_nan_in_the_data_is_named_as_such():
     x[13, 2] = np.nan
     model = build_model(mlp_spec([4], 3, "relu"), 6, np.random.default_rng(0))
     with pytest.raises(NumericError, match="input batch itself"):
-        fit(model, x, np.zeros(20, int), get_optimizer("sgd", 0.1), epochs=1,
-            batch_size=batch_size_schedule(4), learning_rate=get_schedule("constant", 0.1, 1),
+        fit(model, x, np.zeros(20, int), get_optimizer("sgd", 0.1), options(1, 0.1, 4),
             rng=np.random.default_rng(0))  # fmt: skip
+
+
+def test_non_finite_output_in_a_branch_names_that_node():
+    """The locator follows the graph: a skip connection's branch that overflows is named, not
+    the loss (walking the nodes as a chain feeds the branch the wrong input)."""
+    spec = [
+        {"name": "trunk", "type": "dense", "units": 6, "inputs": ["input"]},
+        {"name": "squash", "type": "activation", "activation": "tanh", "inputs": ["trunk"]},
+        {"name": "branch", "type": "dense", "units": 6, "inputs": ["input"]},
+        {"name": "skip", "type": "add", "inputs": ["squash", "branch"]},
+        {"name": "output", "type": "dense", "units": 3, "inputs": ["skip"]},
+    ]
+    model = build_model(spec, 6, np.random.default_rng(0))
+    layers = {lay.name: lay for lay in model.layers}
+    # 100 x 1e37 x 6 overflows float32 on the data; fed the trunk's zeros, it would not
+    layers["branch"].params["w"][:] = 1e37
+    layers["trunk"].params["w"][:] = 0
+    x = np.full((8, 6), 100, np.float32)
+    with pytest.raises(NumericError, match="first non-finite value in the output of layer branch"):
+        fit(model, x, np.zeros(8, int), get_optimizer("sgd", 0.1),
+            options(1, 0.1, 4, divergence=None), rng=np.random.default_rng(0))  # fmt: skip
+
+
+def test_an_unknown_loss_fails_before_training():
+    from digitlab.errors import ConfigError
+
+    model = build_model(mlp_spec([4], 3, "relu"), 6, np.random.default_rng(0))
+    with pytest.raises(ConfigError, match="unknown loss 'nope'"):
+        fit(model, np.zeros((10, 5), np.float32), np.zeros(10, int), get_optimizer("sgd", 0.1),
+            options(1, 0.1, 4, loss="nope"), rng=np.random.default_rng(0))  # fmt: skip

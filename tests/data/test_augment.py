@@ -292,6 +292,7 @@ def test_output_finite_and_within_each_images_range(
 
 def test_trains_on_8x8_digits_with_augmentation() -> None:
     from digitlab import (
+        TrainOptions,
         batch_size_schedule,
         build_model,
         evaluate,
@@ -313,10 +314,9 @@ def test_trains_on_8x8_digits_with_augmentation() -> None:
         x_train,
         digits.y_train,
         get_optimizer("momentum", 0.05),
-        epochs=10,
-        batch_size=batch_size_schedule(32),
-        learning_rate=get_schedule("constant", 0.05, 10),
+        TrainOptions(
+            10, batch_size_schedule(32), get_schedule("constant", 0.05, 10), augment=augment
+        ),
         rng=rng,
-        augment=augment,
     )
     assert evaluate(model, x_test, digits.y_test).accuracy > 0.85

@@ -1,21 +1,21 @@
 import numpy as np
 import pytest
 
-from digitlab.core.layers import mlp_spec
 from digitlab.core.model import build_model
 from digitlab.core.optim import batch_size_schedule, get_optimizer, get_schedule
-from digitlab.core.train import fit
+from digitlab.core.specs import mlp_spec
+from digitlab.core.train import TrainHooks, TrainOptions, fit
 from digitlab.diagnostics.alarms import find
 from digitlab.diagnostics.monitors import ClassBalance, LayerStats, LossSpikes, default_monitors
 
 
 def train(spec, x, y, lr=0.1, epochs=3, monitors=None, seed=0):
     model = build_model(spec, x.shape[1], np.random.default_rng(seed))
+    options = TrainOptions(epochs, batch_size_schedule(32), get_schedule("constant", lr, epochs))
+    hooks = TrainHooks(monitors=default_monitors(samples=1000) if monitors is None else monitors)
     history = fit(
-        model, x, y, get_optimizer("sgd", lr), epochs=epochs,
-        batch_size=batch_size_schedule(32), learning_rate=get_schedule("constant", lr, epochs),
-        rng=np.random.default_rng(seed), validation=(x[:64], y[:64]),
-        monitors=default_monitors(samples=1000) if monitors is None else monitors,
+        model, x, y, get_optimizer("sgd", lr), options, rng=np.random.default_rng(seed),
+        validation=(x[:64], y[:64]), hooks=hooks,
     )  # fmt: skip
     return model, history
 
@@ -61,10 +61,10 @@ def test_dead_relu_units_are_counted(blobs):
     model = build_model(mlp_spec([10], 3, "relu"), 6, np.random.default_rng(0))
     model.layers[0].params["b"][:5] = -1e3  # half the units can never fire
     stats = LayerStats(samples=1000)
+    options = TrainOptions(1, batch_size_schedule(32), get_schedule("constant", 1e-9, 1))
     history = fit(
-        model, x, y, get_optimizer("sgd", 1e-9), epochs=1, batch_size=batch_size_schedule(32),
-        learning_rate=get_schedule("constant", 1e-9, 1), rng=np.random.default_rng(0),
-        monitors=[stats],
+        model, x, y, get_optimizer("sgd", 1e-9), options, rng=np.random.default_rng(0),
+        hooks=TrainHooks(monitors=[stats]),
     )  # fmt: skip
     assert history["relu1.dead"][0] == pytest.approx(0.5)
     assert history["relu1.saturated"][0] == 0
@@ -99,7 +99,7 @@ def test_a_jump_at_the_end_of_an_epoch_is_judged_in_the_next():
 
 
 def test_class_balance_sees_collapse():
-    from digitlab.core.train import Evaluation
+    from digitlab.core.evaluation import Evaluation
 
     collapsed = Evaluation(1.0, 0.1, np.full(100, 3), np.full((100, 10), 0.1), 100)
     assert ClassBalance().end_epoch(0, None, collapsed)["top_class_share"] == 1.0

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from digitlab.errors import ConfigError
@@ -25,6 +27,10 @@ def test_entries_take_names_or_tables():
         ({"lr": 0}, "lr: Input should be greater than 0"),
         ({"lr": -1.0}, "lr: Input should be greater than 0"),
         ({"hidden": [100, 0]}, "hidden sizes must all be > 0"),
+        ({"learning_rate": 0}, "learning_rate: Input should be greater than 0"),
+        ({"output_activation": "swishy"}, "unknown activation 'swishy'"),
+        ({"init": "zeros"}, "unknown initialiser 'zeros'"),
+        ({"lr_schedule": "linear"}, "unknown schedule 'linear'"),
         ({"batch_size": 0}, "batch_size"),
         ({"epochs": -3}, "epochs"),
         ({"data": "cifar"}, "data: Input should be 'digits', 'mnist' or 'idx'"),
@@ -46,7 +52,33 @@ def test_toml_file_and_overrides(tmp_path):
         'hidden = [32, 16]\nactivation = { name = "leaky_relu", slope = 0.1 }\nlr = 0.5\n'
     )
     config = load_config(path, {"lr": 0.05, "epochs": None})
-    assert config.hidden == [32, 16] and config.lr == 0.05 and config.epochs == 50
+    assert config.hidden_sizes == [32, 16] and config.learning_rate == 0.05 and config.epochs == 50
+    # an override under the full name replaces the file's value under the old one
+    assert load_config(path, {"learning_rate": 0.02}).learning_rate == 0.02
+
+
+def test_old_key_names_load_as_aliases_and_save_as_full_words():
+    old = make_config({"lr": 0.5, "hidden": [8], "lr_schedule": {"name": "exponential"}})
+    new = make_config(
+        {"learning_rate": 0.5, "hidden_sizes": [8], "learning_rate_schedule": "exponential"}
+    )
+    assert old == new
+    saved = to_dict(old)
+    assert saved["learning_rate"] == 0.5 and saved["hidden_sizes"] == [8]
+    assert not {"lr", "hidden", "lr_schedule"} & set(saved)
+    with pytest.raises(ConfigError, match="name the same key"):
+        make_config({"lr": 0.5, "learning_rate": 0.1})
+
+
+def test_a_config_json_saved_before_the_rename_still_loads(tmp_path):
+    old = {**to_dict(make_config({})), "lr": 0.3, "hidden": [12]}
+    for key in ("learning_rate", "hidden_sizes"):
+        old.pop(key)
+    old["lr_schedule"] = old.pop("learning_rate_schedule")
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(old))
+    config = load_config(path, {})
+    assert config.learning_rate == 0.3 and config.hidden_sizes == [12]
 
 
 def test_malformed_toml(tmp_path):

@@ -3,8 +3,8 @@ import pickle
 import numpy as np
 import pytest
 
-from digitlab.core.layers import mlp_spec
 from digitlab.core.model import build_model
+from digitlab.core.specs import mlp_spec
 from digitlab.errors import ModelError
 from digitlab.lab.modelfile import load_model, save_model
 

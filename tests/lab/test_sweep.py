@@ -18,28 +18,22 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
+from digitlab.cli.sweep import sweep as sweep_command
 from digitlab.errors import ConfigError, NumericError
 from digitlab.lab.sweep import (
     LOG_FILE,
+    SECTION_KEYS,
+    SWEEP_KEYS,
     TrialLog,
     parse_sweep,
     plan,
     read_records,
     read_sweep,
     run_sweep,
-    sweep_command,
     variants,
 )
-from digitlab.lab.sweep_report import (
-    BEST,
-    WITHIN,
-    WORSE,
-    mean_interval,
-    summarise,
-    t_quantile,
-    t_two_sided_p,
-    welch_test,
-)
+from digitlab.report.sweep import BEST, WITHIN, WORSE, summarise
+from digitlab.stats import mean_interval, t_quantile, t_two_sided_p, welch_test
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "sweeps" / "lr_activation.toml"
 
@@ -70,15 +64,15 @@ def lines(path: Path) -> list[dict]:
 def fake_trial(config, folder):
     """Instant, deterministic 'training'; lr 0.5 kills its worker, lr 0.7 calls sys.exit,
     lr >= 1e6 diverges, lr 0.3 takes a while."""
-    if config.lr >= 1e6:
-        raise NumericError(f"non-finite loss at epoch 1 (lr {config.lr:g})")
-    if config.lr == 0.5:
+    if config.learning_rate >= 1e6:
+        raise NumericError(f"non-finite loss at epoch 1 (lr {config.learning_rate:g})")
+    if config.learning_rate == 0.5:
         os.kill(os.getpid(), signal.SIGKILL)
-    if config.lr == 0.7:
+    if config.learning_rate == 0.7:
         sys.exit(3)
-    if config.lr == 0.3:
+    if config.learning_rate == 0.3:
         time.sleep(0.25)
-    accuracy = 0.5 + config.lr / 10 + config.seed / 1000
+    accuracy = 0.5 + config.learning_rate / 10 + config.seed / 1000
     (folder / "history.jsonl").write_text(json.dumps({"epoch": 1, "val_accuracy": accuracy}) + "\n")
     return {
         "val_accuracy": accuracy,
@@ -309,6 +303,25 @@ def test_malformed_sweep_files_are_one_line_errors(table, message):
         parse_sweep(table, source="s.toml")
 
 
+def test_the_declared_keys_are_the_accepted_ones():
+    assert all(isinstance(doc, str) and doc for doc in SWEEP_KEYS.values())
+    for key in SWEEP_KEYS:  # each is known (the value may still be malformed for it)
+        try:
+            parse_sweep({key: object()}, source="s.toml")
+        except ConfigError as err:
+            assert "unknown sweep key" not in str(err)
+    with pytest.raises(ConfigError, match="unknown sweep key"):
+        parse_sweep({"seed": 1}, source="s.toml")
+    for section, keys in SECTION_KEYS.items():
+        assert "seed" not in keys and {"lr", "layers", "epochs"} <= keys, section
+    with pytest.raises(ConfigError, match="nope"):  # outside SECTION_KEYS: the config rejects it
+        plan(parse_sweep({"base": {"nope": 1}}))
+    for recipe in RECIPE.parent.glob("*.toml"):  # every shipped sweep file stays within them
+        spec = read_sweep(recipe)
+        used = set(spec.base) | set(spec.grid) | {k for v in spec.listed or [] for k in v}
+        assert used <= SECTION_KEYS["base"], recipe.name
+
+
 def test_ray_missing_is_a_one_line_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail
     spec = fake_spec([0.1])
@@ -351,6 +364,42 @@ def test_welch_and_interval_match_scipy():
         low, high = mean_interval(a)
         half = stats.t.ppf(0.975, n_a - 1) * a.std(ddof=1) / math.sqrt(n_a)
         assert (low, high) == pytest.approx((a.mean() - half, a.mean() + half), rel=1e-9)
+
+
+# Welch's t-test, examples 1 and 2 of its Wikipedia article; the expected values are those of
+# digitlab's former NumPy-only t distribution (incomplete beta by a continued fraction), which
+# agree with the article's rounded ones (t -2.46, p 0.021; t -1.57, p 0.149)
+WELCH_CASES = [
+    (
+        [27.5, 21.0, 19.0, 23.6, 17.0, 17.9, 16.9, 20.1, 21.9, 22.6, 23.1, 19.6, 19.0, 21.7, 21.4],
+        [27.1, 22.0, 20.8, 23.4, 23.4, 23.5, 25.8, 22.0, 24.8, 20.2, 21.9, 22.1, 22.9, 20.5, 24.4],
+        (-2.455356398286006, 24.988529290231416, 0.02137800146286687),
+    ),
+    (
+        [17.2, 20.9, 22.6, 18.1, 21.7, 21.4, 23.5, 24.2, 14.7, 21.8],
+        [21.5, 22.8, 21.0, 23.0, 21.6, 23.6, 22.5, 20.7, 23.4, 21.8]
+        + [20.7, 21.7, 21.5, 22.5, 23.6, 21.5, 22.5, 23.5, 21.5, 21.8],
+        (-1.5654335235985037, 9.904741248650831, 0.14884169660532998),
+    ),
+]
+
+
+@pytest.mark.parametrize(("a", "b", "expected"), WELCH_CASES)
+def test_welch_matches_published_and_former_values(a, b, expected):
+    t, df, p = welch_test(a, b)
+    assert (t, df, p) == pytest.approx(expected, rel=1e-9)
+    assert f"{p:.3g}" == f"{expected[2]:.3g}"  # as summary.html prints it
+
+
+def test_interval_and_edge_cases_match_former_values():
+    # former implementation: t(0.975, 2) by bisection on its own tail, and the interval built on it
+    assert t_quantile(0.975, 2) == pytest.approx(4.302652729749459, rel=1e-9)
+    assert t_quantile(0.975, 2.5) == pytest.approx(3.57465484200368, rel=1e-9)
+    assert t_two_sided_p(2.0, 7.3) == pytest.approx(0.08394103933410307, rel=1e-9)
+    low, high = mean_interval([0.91, 0.93, 0.92])
+    assert (low, high) == pytest.approx((0.8951586228824967, 0.9448413771175034), rel=1e-12)
+    assert welch_test([0.9, 0.9], [0.9, 0.9]) == (0.0, math.inf, 1.0)  # SciPy alone: NaN
+    assert welch_test([0.9, 0.9], [0.8, 0.8]) == (math.inf, math.inf, 0.0)
 
 
 def record(val, test=None, seed=0):

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from digitlab.cli.report import report as report_command
 from digitlab.errors import DataError, DigitlabError, ModelError
 from digitlab.report import build_report
-from digitlab.report.command import report_command
 from digitlab.report.html import PLOT_FILES, SECTION_IDS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -164,3 +164,28 @@ def test_report_command_prints_the_path(run_dir: Path):
     assert result.exit_code == 0, result.output
     assert result.output.strip() == str(run_dir / "report.html")
     assert (run_dir / "report.html").is_file()
+
+
+def test_summary_describes_the_saved_model_not_the_default_hidden(tmp_path: Path):
+    from digitlab.lab.config import make_config
+    from digitlab.lab.experiment import run
+
+    layers = [
+        {"type": "reshape", "shape": [1, 8, 8]},
+        {"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": 1},
+        {"type": "activation", "name": "relu"},
+        {"type": "maxpool2d", "size": 2},
+        {"type": "flatten"},
+    ]  # the run adds the output dense layer (10 units)
+    run(make_config({"epochs": 1, "layers": layers}), tmp_path / "conv")
+    (tmp_path / "conv" / "predictions.npz").unlink()  # fewer figures: this test is the summary
+    summary = section(build_report(tmp_path / "conv").read_text(), "summary")
+    model = re.search(r"<td>model</td><td>(.*?)</td>", summary)
+    assert model, "no model row in the summary"
+    text = model.group(1)
+    assert "conv2d 4 3x3" in text and "padding=1" in text and "maxpool2d" in text
+    assert "dense 10" in text and text.startswith("input 64 ")
+    # conv: 4 filters x 3 x 3 weights + 4 biases = 40; dense: (4 x 4 x 4) x 10 + 10 = 650
+    assert "690 parameters" in text
+    assert "100" not in text and "activation relu" not in text
+    assert "<td>learning rate</td><td>0.1, schedule constant</td>" in summary

@@ -1,5 +1,8 @@
-"""The NumPy engine. Importing it registers the image layers (conv.py) and the mixed-activation
-layer (mixed.py) beside the built-in ones."""
+"""The NumPy engine. Importing it registers every built-in layer type: the basic layers
+(layers.py) and, beside them, the merges, image layers, batch norm and the mixed activation."""
 
-from digitlab.core import conv as conv  # noqa: F401  (registers conv2d, pooling, batchnorm)
-from digitlab.core import mixed as mixed  # noqa: F401  (registers the mixed-activation layer)
+from digitlab.core import batchnorm as batchnorm  # noqa: F401  (registers batchnorm)
+from digitlab.core import conv as conv  # noqa: F401  (registers conv2d)
+from digitlab.core import merge as merge  # noqa: F401  (registers add, concat)
+from digitlab.core import mixed as mixed  # noqa: F401  (registers mixed)
+from digitlab.core import pooling as pooling  # noqa: F401  (registers maxpool2d, avgpool2d)

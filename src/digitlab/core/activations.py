@@ -3,22 +3,12 @@
 Each entry is written once, as two functions of the pre-activation z (never of the output), plus
 the initialiser that suits it. Everything else (the Activation layer, CLI choices, config
 validation, the gradient check, the tests, the docs table) reads `ACTIVATIONS`, so a new
-activation is one decorated function pair, here or in a user's own file:
-
-    @activation("shifted_relu", init="he")
-    def shifted_relu(z):
-        '''max(z, -1): a ReLU shifted down so that its outputs average near zero.'''
-        return np.maximum(z, -1)
-
-    @shifted_relu.derivative
-    def _(z):
-        return (z > -1).astype(z.dtype)
+activation is one decorated function pair, here or in a user's own file: `@activation(name,
+init=...)` on f, `@<f>.derivative` on f' (shifted_relu below is the pattern to copy).
 
 Keyword parameters (leaky_relu's slope, elu's alpha) are keyword arguments of both functions
 with defaults; a config names them beside the activation's name. Every function returns an array
-of z's dtype.
-
-Optionally, where f' is cheaper from the output a = f(z), as for sigmoid (a (1 - a)), that form
+of z's dtype. Where f' is cheaper from the output a = f(z), as for sigmoid (a (1 - a)), that form
 can be registered too, with `@<f>.derivative_of_output`; training then uses it, while the
 monitors and the gradient check still read f'(z), and the check compares the two forms.
 """
@@ -129,13 +119,12 @@ def _identity_derivative(z: np.ndarray) -> np.ndarray:
 @activation("sigmoid", init="xavier")
 def sigmoid(z: np.ndarray) -> np.ndarray:
     """1 / (1 + exp(-z)), overflow-safe."""
-    # Numerics: exponentiate only -|z| <= 0, so exp never overflows;
-    # for z >= 0 use 1/(1+e), for z < 0 use e/(1+e) with e = exp(-|z|).
+    # Numerics: with e = exp(-|z|) <= 1, which never overflows, sigmoid is 1/(1+e) where
+    # z >= 0 and e/(1+e) elsewhere. That numerator is max(e, [z >= 0]), since 0 < e <= 1:
+    # np.where's numbers, without its branch (see benchmarks/PERFORMANCE.md).
     e = np.abs(z)
     np.negative(e, out=e)
-    np.exp(e, out=e)  # in place: no temporaries on the hot path
-    # The numerator, 1 where z >= 0 and e elsewhere, is max(e, [z >= 0]) since 0 < e <= 1:
-    # the same numbers as np.where, without its slow branch on random signs.
+    np.exp(e, out=e)
     s = (z >= 0).astype(z.dtype)
     np.maximum(s, e, out=s)
     e += 1
@@ -176,9 +165,8 @@ def _tanh_derivative_of_output(t: np.ndarray) -> np.ndarray:
 @activation("relu", init="he")
 def relu(z: np.ndarray) -> np.ndarray:
     """max(z, 0); the derivative at 0 is taken as 0."""
-    # Against an array of zeros, not the scalar 0: NumPy's fast (SIMD) maximum loop needs two
-    # full arrays, and the scalar form is 2-3x slower. Same numbers, NaN and -0 included.
-    # zeros_like keeps z's memory order (a conv's channels-first view of channels-last data).
+    # against an array of zeros in z's memory order, not the scalar 0: the same numbers (NaN and
+    # -0 included) by NumPy's fast loop (see benchmarks/PERFORMANCE.md)
     zeros = np.zeros_like(z)
     return np.maximum(z, zeros, out=zeros)
 

@@ -1,21 +1,17 @@
-"""Layers, and the registry that builds them from plain dicts.
+"""The layer contract, the registry that builds layers from plain dicts, and the basic layers.
 
-A layer has `params` and `grads` (dicts with the same keys), optionally `buffers` (arrays that
-are saved but not trained, such as running statistics), `forward(x, training)` that caches
-only what backward needs, and `backward(dout)` that fills `grads` and returns the gradient for
-its input (a layer told `needs_input_grad = False` skips that product: the model says so to
-every layer with no trained layer upstream, since nothing needs the gradient of the data).
-A layer writes its parameters and gradients in place (`out=`, `+=`) and keeps them only in
-`params` and `grads`: the model moves them into two flat arrays and leaves views in those dicts.
-Arrays are batch-first: x is (n, *shape); the model's input is always flat rows (n, features),
-and a layer such as a reshape or a convolution works on other per-sample shapes.
+`Layer` below states the contract every layer keeps. Arrays are batch-first: x is (n, *shape);
+the model's input is always flat rows (n, features), and a layer such as a reshape or a
+convolution works on other per-sample shapes.
 
 A layer is described by a plain dict (`{"type": "dense", "units": 100}`,
 `{"type": "activation", "name": "sigmoid"}`, `{"type": "dropout", "rate": 0.5}`); the
 `LAYERS` registry maps each type to a factory, registered with `@layer(type)`, that builds the
-layer for a given input shape and returns it with its output shape. The model engine that
-wires layers into a graph (a stack is the chain) is core/model.py; the description is what a
-saved model stores beside its arrays.
+layer for a given input shape and returns it with its output shape. Importing `digitlab.core`
+registers every built-in type: dense, activation, dropout, reshape, flatten (here), add and
+concat (merge.py), conv2d (conv.py), maxpool2d and avgpool2d (pooling.py), batchnorm
+(batchnorm.py), mixed (mixed.py). The model engine that wires layers into a graph (a stack is
+the chain) is core/model.py; the description is what a saved model stores beside its arrays.
 """
 
 from __future__ import annotations
@@ -31,18 +27,35 @@ from digitlab.errors import ConfigError
 
 
 class Layer(Protocol):
+    """What every layer is: the one statement of the contract.
+
+    - `params` and `grads`: dicts of arrays with the same keys. A layer writes both in place
+      (`out=`, `+=`) and keeps them nowhere else: the model may replace them with views into
+      flat arrays.
+    - `buffers`: arrays saved with the model but not trained (batch norm's running statistics);
+      an optimizer never sees them.
+    - `forward(x, training)`: the output; in training it caches only what backward needs.
+    - `backward(dout)`: fills `grads` from the last training forward and returns the gradient
+      for the input, or None when `needs_input_grad` is False (the model sets that flag on
+      every layer with no trained layer upstream: nothing needs the gradient of the data).
+    - `multi_input`: True for a merge (add, concat): forward takes a list of inputs and
+      backward returns one gradient per input.
+    """
+
     name: str
     params: dict[str, np.ndarray]
     grads: dict[str, np.ndarray]
+    buffers: dict[str, np.ndarray]
     needs_input_grad: bool
+    multi_input: bool
 
-    def forward(self, x: np.ndarray, training: bool) -> np.ndarray: ...
+    def forward(self, x: Any, training: bool) -> np.ndarray: ...
 
-    def backward(self, dout: np.ndarray) -> np.ndarray | None: ...
+    def backward(self, dout: np.ndarray) -> Any: ...
 
 
 Shape = tuple[int, ...]  # per-sample shape, without the batch axis
-LayerFactory = Callable[[dict[str, Any], Shape, np.random.Generator, Any], tuple[Any, Shape]]
+LayerFactory = Callable[[dict[str, Any], Shape, np.random.Generator, Any], tuple[Layer, Shape]]
 LAYERS: dict[str, LayerFactory] = {}
 
 
@@ -62,10 +75,13 @@ def layer(type_name: str) -> Callable[[LayerFactory], LayerFactory]:
 class Dense:
     """z = x @ w + b, with w (n_in, n_out) and b (n_out,)."""
 
+    multi_input = False
+
     def __init__(self, w: np.ndarray, b: np.ndarray, name: str = "dense") -> None:
         self.name = name
         self.params = {"w": w, "b": b}
         self.grads = {"w": np.zeros_like(w), "b": np.zeros_like(b)}
+        self.buffers: dict[str, np.ndarray] = {}
         self.needs_input_grad = True
         self._x: np.ndarray | None = None
 
@@ -107,6 +123,8 @@ def _dense(
 class Activation:
     """a = f(z) for a registered activation; backward multiplies by f'(z)."""
 
+    multi_input = False
+
     def __init__(self, name: str, **params: Any) -> None:
         check_params(name, params)
         entry = get_activation(name)
@@ -116,6 +134,7 @@ class Activation:
         self.df_of_output = entry.df_of_output
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
         self.needs_input_grad = True
         # kept after a training forward, for backward and for the monitors (references only:
         # the next layer keeps a as its input anyway)
@@ -152,6 +171,8 @@ def _activation(
 class Dropout:
     """Inverted dropout: in training, zero each unit with probability `rate`, scale the rest."""
 
+    multi_input = False
+
     def __init__(self, rate: float, rng: np.random.Generator) -> None:
         if not 0 <= rate < 1:
             raise ConfigError(f"dropout rate must be in [0, 1), got {rate}")
@@ -159,6 +180,7 @@ class Dropout:
         self.rate, self.rng = rate, rng
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
         self.needs_input_grad = True
         self._mask: np.ndarray | None = None
 
@@ -186,11 +208,14 @@ def _dropout(
 class Reshape:
     """Per-sample reshape, e.g. flat rows (n, 784) -> images (n, 1, 28, 28), and back."""
 
+    multi_input = False
+
     def __init__(self, in_shape: Shape, out_shape: Shape, name: str = "reshape") -> None:
         self.name = name
         self.in_shape, self.out_shape = in_shape, out_shape
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
         self.needs_input_grad = True
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
@@ -216,116 +241,3 @@ def _flatten(
 ) -> tuple[Any, Shape]:
     out_shape = (int(np.prod(in_shape)),)
     return Reshape(in_shape, out_shape, name="flatten"), out_shape
-
-
-def mlp_spec(
-    hidden_sizes: list[int],
-    n_classes: int,
-    activation: str = "relu",
-    *,
-    activation_params: dict[str, Any] | None = None,
-    init: str | None = None,
-    init_params: dict[str, Any] | None = None,
-    bias_std: float = 0.0,
-    dropout: float = 0.0,
-    output_activation: str | None = None,
-) -> list[dict[str, Any]]:
-    """Layer dicts for a multi-layer perceptron: (dense, activation[, dropout]) per hidden layer.
-
-    The initialiser defaults to the one the activation registers (He for the ReLU family,
-    Xavier for sigmoid and tanh); the output layer uses Xavier unless `init` is given.
-    """
-    entry = get_activation(activation)
-    check_params(activation, activation_params or {})
-    hidden_init = init or entry.init
-    spec: list[dict[str, Any]] = []
-
-    def dense(units: int, init_name: str) -> dict[str, Any]:
-        d: dict[str, Any] = {"type": "dense", "units": units, "init": init_name}
-        if init_params:
-            d["init_params"] = dict(init_params)
-        if bias_std:
-            d["bias_std"] = bias_std
-        return d
-
-    for units in hidden_sizes:
-        spec.append(dense(units, hidden_init))
-        spec.append({"type": "activation", "name": activation, **(activation_params or {})})
-        if dropout:
-            spec.append({"type": "dropout", "rate": dropout})
-    spec.append(dense(n_classes, init or "xavier"))
-    if output_activation:
-        get_activation(output_activation)
-        spec.append({"type": "activation", "name": output_activation})
-    return spec
-
-
-class Concat:
-    """Joins its inputs along the feature axis (flat rows) or the channel axis (images)."""
-
-    multi_input = True
-
-    def __init__(self, sizes: list[int]) -> None:
-        self.name = "concat"
-        self.sizes = sizes  # each input's extent along the joined axis
-        self.params: dict[str, np.ndarray] = {}
-        self.grads: dict[str, np.ndarray] = {}
-        self.needs_input_grad = True
-
-    def forward(self, xs: list[np.ndarray], training: bool) -> np.ndarray:
-        return np.concatenate(xs, axis=1)
-
-    def backward(self, dout: np.ndarray) -> list[np.ndarray]:
-        return np.split(dout, np.cumsum(self.sizes)[:-1], axis=1)
-
-
-def _merge_shapes(kind: str, shapes: list[Shape]) -> None:
-    if len(shapes) < 2:
-        raise ConfigError(f"{kind} needs at least two inputs, got {len(shapes)}")
-
-
-@layer("concat")
-def _concat(spec: dict[str, Any], in_shape: Any, rng: np.random.Generator, dtype: Any) -> Any:
-    shapes: list[Shape] = in_shape
-    _merge_shapes("concat", shapes)
-    if any(s[1:] != shapes[0][1:] for s in shapes):
-        raise ConfigError(f"concat needs inputs equal but for their first axis, got {shapes}")
-    out = (sum(s[0] for s in shapes), *shapes[0][1:])
-    return Concat([s[0] for s in shapes]), out
-
-
-_concat.multi_input = True  # type: ignore[attr-defined]
-
-
-class Add:
-    """The sum of its inputs (a skip connection), which must have one shape."""
-
-    multi_input = True
-
-    def __init__(self, count: int) -> None:
-        self.name = "add"
-        self.count = count
-        self.params: dict[str, np.ndarray] = {}
-        self.grads: dict[str, np.ndarray] = {}
-        self.needs_input_grad = True
-
-    def forward(self, xs: list[np.ndarray], training: bool) -> np.ndarray:
-        total = xs[0] + xs[1]
-        for x in xs[2:]:
-            total += x
-        return total
-
-    def backward(self, dout: np.ndarray) -> list[np.ndarray]:
-        return [dout] * self.count  # d(a + b)/da = 1: each input gets the same gradient
-
-
-@layer("add")
-def _add(spec: dict[str, Any], in_shape: Any, rng: np.random.Generator, dtype: Any) -> Any:
-    shapes: list[Shape] = in_shape
-    _merge_shapes("add", shapes)
-    if len(set(shapes)) != 1:
-        raise ConfigError(f"add needs inputs of one shape, got {shapes}")
-    return Add(len(shapes)), shapes[0]
-
-
-_add.multi_input = True  # type: ignore[attr-defined]

@@ -37,14 +37,10 @@ def get_loss(name: str) -> LossFn:
 
 
 def row_max(x: np.ndarray) -> np.ndarray:
-    """Each row's maximum, as a column (n, 1).
-
-    Speed: NumPy's max along rows of a few columns (ten classes) is slow; on a column-major copy
-    it runs down the columns instead, 7x faster for 1,000 x 10. A maximum is exact, so the
-    numbers are the same either way; wide rows keep the plain form, which is faster for them.
-    """
+    """Each row's maximum, as a column (n, 1). A maximum is exact, so the column-major copy for
+    narrow rows changes no number."""
     if x.shape[1] <= 32:
-        x = np.asfortranarray(x)
+        x = np.asfortranarray(x)  # column-major copy: see benchmarks/PERFORMANCE.md
     return x.max(axis=1, keepdims=True)
 
 

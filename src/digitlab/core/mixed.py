@@ -34,11 +34,14 @@ class Group(Activation):
 class MixedActivation:
     """a[:, units_g] = f_g(z[:, units_g]) for each activation group g."""
 
+    multi_input = False
+
     def __init__(self, groups: list[Group]) -> None:
         self.groups = groups
         self.name = "mixed"
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
         self.needs_input_grad = True
 
     def forward(self, z: np.ndarray, training: bool) -> np.ndarray:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.core.layers import LAYERS, Shape
+from digitlab.core.layers import LAYERS, Layer, Shape
 from digitlab.errors import ConfigError
 
 INPUT = "input"
@@ -35,7 +35,7 @@ INPUT = "input"
 @dataclass
 class Node:
     name: str
-    layer: Any
+    layer: Layer
     inputs: list[str]
 
 
@@ -74,6 +74,13 @@ class Model:
                     self._uses[name] += 1
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        output = x
+        for _, value in self.walk(x, training):
+            output = value
+        return output  # the output node comes last
+
+    def walk(self, x: np.ndarray, training: bool = False) -> Iterator[tuple[Node, np.ndarray]]:
+        """Each node with its output on x, in topological order (the graph, not the list)."""
         values: dict[str, np.ndarray] = {INPUT: x}
         left = dict(self._uses)
         for node in self.nodes:
@@ -81,12 +88,12 @@ class Model:
             values[node.name] = node.layer.forward(
                 inputs if getattr(node.layer, "multi_input", False) else inputs[0], training
             )
+            yield node, values[node.name]
             for name in node.inputs:  # drop outputs no later node needs
                 if name != INPUT:
                     left[name] -= 1
                     if left[name] == 0 and name != self.output:
                         del values[name]
-        return values[self.output]
 
     def backward(self, dout: np.ndarray) -> None:
         grads: dict[str, np.ndarray] = {self.output: dout}

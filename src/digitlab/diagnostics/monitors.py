@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.core.train import Evaluation, Step
+from digitlab.core.evaluation import Evaluation
+from digitlab.core.train import Step
 
 SATURATED = 0.01  # |f'(z)| below this: the unit barely passes a gradient
 

@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from digitlab.core.evaluation import History
 from digitlab.core.model import Sequential
 from digitlab.core.optim import Optimizer
-from digitlab.core.train import History, TrainState
+from digitlab.core.train import TrainState
 from digitlab.errors import ModelError
 from digitlab.lab.modelfile import read_npz, rebuild
 from digitlab.lab.runs import write_npz

@@ -5,9 +5,11 @@ keyword parameters in a table beside their name, never in a string:
 
     activation = { name = "leaky_relu", slope = 0.1 }
     optimizer = { name = "adam", beta1 = 0.9 }
-    lr_schedule = { name = "piecewise", steps = [[0.5, 10], [0.1, 10], [0.02, 10]] }
+    learning_rate_schedule = { name = "piecewise", steps = [[0.5, 10], [0.1, 10], [0.02, 10]] }
     init = { name = "normal", std = 0.1 }
 
+Keys use full words (`learning_rate`, `hidden_sizes`); the older short names (`lr`, `hidden`,
+`lr_schedule`) still load, as aliases, so old files and saved run configs keep working.
 Flags override the file; validation reports the first bad key in one line (ConfigError).
 """
 
@@ -20,7 +22,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 
 from digitlab.core.activations import ACTIVATIONS, check_params
 from digitlab.core.init import INITIALISERS
@@ -47,102 +59,152 @@ class Entry(BaseModel):
         return {"name": value} if isinstance(value, str) else value
 
 
-def _known(entry: Entry | None, registry: dict[str, Any], what: str) -> Entry | None:
-    if entry is not None and entry.name not in registry:
-        raise ValueError(f"unknown {what} {entry.name!r}; known: {', '.join(sorted(registry))}")
-    return entry
+def aliases(field: FieldInfo, name: str) -> list[str]:
+    """A field's name followed by the older names it still accepts."""
+    alias = field.validation_alias
+    names = (
+        [a for a in alias.choices if isinstance(a, str)] if isinstance(alias, AliasChoices) else []
+    )
+    return [name, *(a for a in names if a != name)]
+
+
+# Registry-valued keys and the registry each names: config validation, CLI choices and shell
+# completion all read the registries through this table, so a plugin's entries are valid everywhere.
+REGISTRIES: dict[str, tuple[str, dict[str, Any]]] = {
+    "activation": ("activation", ACTIVATIONS),
+    "output_activation": ("activation", ACTIVATIONS),
+    "init": ("initialiser", INITIALISERS),
+    "loss": ("loss", LOSSES),
+    "optimizer": ("optimizer", OPTIMIZERS),
+    "learning_rate_schedule": ("schedule", SCHEDULES),
+}
 
 
 class Config(BaseModel):
-    """Everything a run needs; defaults train the 8x8 digits to about 98% in seconds."""
+    """Everything a run needs; defaults train the 8x8 digits to about 98% in seconds.
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    Each field's description is its flag's help text and its line in the README's reference;
+    a `validation_alias` lists older names that still load (and still work as flags).
+    """
 
-    plugins: list[str] = Field(default_factory=list)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    plugins: list[str] = Field(
+        default_factory=list, description="Python files registering activations, layers etc."
+    )
     # data
-    data: Literal["digits", "mnist", "idx"] = "digits"
-    data_dir: str | None = None
-    cache_dir: str | None = None
-    split: Literal["holdout", "book", "nielsen"] = "holdout"
-    val_fraction: float = Field(0.1, gt=0, lt=1)
-    train_per_class: int | None = Field(None, gt=0)
-    train_first: int | None = Field(None, gt=0)
-    standardize: bool = False
-    per_pixel: bool = False
-    invert: bool = False
-    crop: int = Field(0, ge=0)
-    pixel_subset: int | None = Field(None, gt=0)
+    data: Literal["digits", "mnist", "idx"] = Field("digits", description="Dataset.")
+    data_dir: str | None = Field(
+        None, description="Folder holding the four IDX files (no checksum check)."
+    )
+    cache_dir: str | None = Field(
+        None, description="Where MNIST is downloaded [$DIGITLAB_CACHE or ~/.cache]."
+    )
+    split: Literal["holdout", "book", "nielsen"] = Field("holdout", description="Validation split.")
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="Validation share of training data.")
+    train_per_class: int | None = Field(
+        None, gt=0, description="Keep the first N training images per class."
+    )
+    train_first: int | None = Field(None, gt=0, description="Keep the first N training images.")
+    standardize: bool = Field(False, description="Standardise with the training set's statistics.")
+    per_pixel: bool = Field(False, description="Standardise each pixel apart.")
+    invert: bool = Field(False, description="Invert pixels (1 - x).")
+    crop: int = Field(0, ge=0, description="Crop this many border pixels on each side.")
+    pixel_subset: int | None = Field(
+        None, gt=0, description="Keep a fixed seeded random subset of N pixels."
+    )
     # model: `layers` (a stack or graph of layer tables, see digitlab.core.model) replaces
-    # hidden/activation/dropout; an output dense layer is added unless a node is named "output"
-    layers: list[dict[str, Any]] | None = None
-    hidden: list[int] = Field(default_factory=lambda: [100])
-    activation: Entry = Entry(name="relu")
-    init: Entry | None = None
-    bias_std: float = Field(0.0, ge=0)
-    dropout: float = Field(0.0, ge=0, lt=1)
-    output_activation: str | None = None
-    loss: str = "softmax_cross_entropy"
-    dtype: Literal["float32", "float64"] = "float32"
+    # hidden_sizes/activation/dropout; an output dense layer is added unless a node is "output"
+    layers: list[dict[str, Any]] | None = Field(
+        None,
+        description="A stack or graph of layer tables (TOML only; replaces hidden_sizes, "
+        "activation and dropout).",
+    )
+    hidden_sizes: list[int] = Field(
+        default_factory=lambda: [100],
+        validation_alias=AliasChoices("hidden_sizes", "hidden"),
+        description="Hidden layer sizes (a flag takes a comma list like 256,128).",
+    )
+    activation: Entry = Field(Entry(name="relu"), description="Hidden activation.")
+    init: Entry | None = Field(None, description="Weight initialiser [per activation].")
+    bias_std: float = Field(0.0, ge=0, description="Draw biases from N(0, std^2) (0: zeros).")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout rate after each hidden layer.")
+    output_activation: str | None = Field(
+        None, description="Activation on the output layer (e.g. sigmoid)."
+    )
+    loss: str = Field("softmax_cross_entropy", description="Loss, computed from the logits.")
+    dtype: Literal["float32", "float64"] = Field("float32", description="Float type.")
     # training
-    optimizer: Entry = Entry(name="sgd")
-    lr: float = Field(0.1, gt=0)
-    lr_schedule: Entry = Entry(name="constant")
-    batch_size: int = Field(32, gt=0)
-    batch_ramp: int | None = Field(None, gt=0)
-    epochs: int = Field(50, gt=0)
-    l1: float = Field(0.0, ge=0)
-    l2: float = Field(0.0, ge=0)
-    patience: int | None = Field(None, gt=0)
-    monitors: bool = True  # per-layer statistics and alarms (a few percent of training time)
-    monitor_samples: int = Field(20, gt=0)  # batches per epoch the layer statistics look at
-    augment: dict[str, float] | None = None  # {shift, rotate, scale, elastic_alpha, ...}
-    divergence: float = Field(1e4, ge=0)  # stop at loss > this x max(first, 1); 0: never
-    seed: int = Field(0, ge=0)
+    optimizer: Entry = Field(Entry(name="sgd"), description="Optimizer.")
+    learning_rate: float = Field(
+        0.1,
+        gt=0,
+        validation_alias=AliasChoices("learning_rate", "lr"),
+        description="Learning rate.",
+    )
+    learning_rate_schedule: Entry = Field(
+        Entry(name="constant"),
+        validation_alias=AliasChoices("learning_rate_schedule", "lr_schedule"),
+        description="Learning-rate schedule.",
+    )
+    batch_size: int = Field(32, gt=0, description="Batch size.")
+    batch_ramp: int | None = Field(
+        None, gt=0, description="Start batch size, doubled each epoch up to batch_size."
+    )
+    epochs: int = Field(50, gt=0, description="Epochs.")
+    l1: float = Field(0.0, ge=0, description="L1 penalty coefficient.")
+    l2: float = Field(0.0, ge=0, description="L2 penalty coefficient (adds l2 * w to dw).")
+    patience: int | None = Field(
+        None, gt=0, description="Early stopping patience in epochs (best weights restored)."
+    )
+    monitors: bool = Field(
+        True, description="Per-layer monitors and alarms (a few percent of training time)."
+    )
+    monitor_samples: int = Field(
+        20, gt=0, description="Batches per epoch the layer statistics look at."
+    )
+    augment: dict[str, float] | None = Field(
+        None, description="Augmentation: shift, rotate, scale, elastic_alpha, elastic_sigma, ..."
+    )
+    divergence: float = Field(
+        1e4, ge=0, description="Stop when loss > this x max(first batch's, 1) (0: never)."
+    )
+    seed: int = Field(0, ge=0, description="Seed for split, init, dropout, shuffle.")
 
-    @field_validator("hidden")
+    @model_validator(mode="before")
+    @classmethod
+    def _one_name_per_key(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            for name, field in cls.model_fields.items():
+                given = [a for a in aliases(field, name) if a in values]
+                if len(given) > 1:
+                    raise ValueError(f"{' and '.join(given)} name the same key: give one")
+        return values
+
+    @field_validator("hidden_sizes")
     @classmethod
     def _positive_sizes(cls, sizes: list[int]) -> list[int]:
         if any(s <= 0 for s in sizes):
             raise ValueError(f"hidden sizes must all be > 0, got {sizes}")
         return sizes
 
+    @field_validator(*REGISTRIES)
+    @classmethod
+    def _registered(cls, value: Any, info: ValidationInfo) -> Any:
+        what, registry = REGISTRIES[str(info.field_name)]
+        name = value.name if isinstance(value, Entry) else value
+        if name is not None and name not in registry:
+            raise ValueError(f"unknown {what} {name!r}; known: {', '.join(sorted(registry))}")
+        return value
+
     @field_validator("activation")
     @classmethod
-    def _activation(cls, entry: Entry) -> Entry:
-        _known(entry, ACTIVATIONS, "activation")
+    def _activation_params(cls, entry: Entry) -> Entry:
         try:
             check_params(entry.name, entry.params)
         except ConfigError as err:
             raise ValueError(str(err)) from None
         return entry
-
-    @field_validator("output_activation")
-    @classmethod
-    def _output_activation(cls, name: str | None) -> str | None:
-        if name is not None:
-            _known(Entry(name=name), ACTIVATIONS, "activation")
-        return name
-
-    @field_validator("init")
-    @classmethod
-    def _init(cls, entry: Entry | None) -> Entry | None:
-        return _known(entry, INITIALISERS, "initialiser")
-
-    @field_validator("optimizer")
-    @classmethod
-    def _optimizer(cls, entry: Entry) -> Entry:
-        return _known(entry, OPTIMIZERS, "optimizer")  # type: ignore[return-value]
-
-    @field_validator("lr_schedule")
-    @classmethod
-    def _schedule(cls, entry: Entry) -> Entry:
-        return _known(entry, SCHEDULES, "schedule")  # type: ignore[return-value]
-
-    @field_validator("loss")
-    @classmethod
-    def _loss(cls, name: str) -> str:
-        _known(Entry(name=name), LOSSES, "loss")
-        return name
 
     @model_validator(mode="after")
     def _data_source(self) -> Config:
@@ -205,17 +267,34 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return values
 
 
+def canonical_keys(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with older key names (`lr`, `hidden`) renamed to the full ones, so that a flag
+    or override under either name replaces the file's value under either name."""
+    renames = {
+        alias: name
+        for name, field in Config.model_fields.items()
+        for alias in aliases(field, name)[1:]
+    }
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        name = renames.get(key, key)
+        if name in out:
+            raise ConfigError(f"{key}: the same key as {name}; give one of them")
+        out[name] = value
+    return out
+
+
 def load_config(path: str | os.PathLike[str] | None, overrides: dict[str, Any]) -> Config:
     """The file's values (if any) with `overrides` (flags that were given) on top, validated."""
-    values = read_config_file(path) if path is not None else {}
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    values = canonical_keys(read_config_file(path)) if path is not None else {}
+    values.update(canonical_keys({k: v for k, v in overrides.items() if v is not None}))
     return make_config(values)
 
 
 def to_dict(config: Config) -> dict[str, Any]:
     """A JSON/TOML-ready dict of the resolved config, entries written as tables."""
     out = config.model_dump()
-    for key in ("activation", "init", "optimizer", "lr_schedule"):
+    for key in ("activation", "init", "optimizer", "learning_rate_schedule"):
         entry = getattr(config, key)
         out[key] = None if entry is None else {"name": entry.name, **entry.params}
     return out

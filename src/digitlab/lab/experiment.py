@@ -7,7 +7,6 @@ change the split.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,16 +15,16 @@ from typing import Any
 import numpy as np
 
 from digitlab.core.activations import ACTIVATIONS
-from digitlab.core.layers import mlp_spec
+from digitlab.core.evaluation import Evaluation, History, evaluate
 from digitlab.core.model import Sequential, build_model
 from digitlab.core.optim import Optimizer, batch_size_schedule, get_optimizer, get_schedule
+from digitlab.core.specs import mlp_spec
 from digitlab.core.train import (
     BatchCallback,
     EpochCallback,
-    Evaluation,
-    History,
+    TrainHooks,
+    TrainOptions,
     TrainState,
-    evaluate,
     fit,
 )
 from digitlab.data import Split, Splits, build_pipeline, load_dataset, make_splits
@@ -38,6 +37,7 @@ from digitlab.lab.checkpoint import Session, read_checkpoint, restore_session, s
 from digitlab.lab.config import Config, make_config, to_dict
 from digitlab.lab.modelfile import MODEL_FILE, save_model
 from digitlab.lab.runs import LiveRun, write_json, write_jsonl, write_npz
+from digitlab.stats import wilson_interval  # re-exported: callers import it from here
 
 
 class Interrupted(DigitlabError):
@@ -120,7 +120,7 @@ def build_from_config(
             spec.append({"type": "dense", "units": n_classes, "init": "xavier"})
     else:
         spec = mlp_spec(
-            config.hidden,
+            config.hidden_sizes,
             n_classes,
             config.activation.name,
             activation_params=config.activation.params,
@@ -139,7 +139,11 @@ def build_from_config(
 
 def make_optimizer(config: Config) -> Optimizer:
     return get_optimizer(
-        config.optimizer.name, config.lr, l1=config.l1, l2=config.l2, **config.optimizer.params
+        config.optimizer.name,
+        config.learning_rate,
+        l1=config.l1,
+        l2=config.l2,
+        **config.optimizer.params,
     )
 
 
@@ -169,27 +173,18 @@ def train_session(
 ) -> History:
     """Train a session (fresh or restored from a checkpoint) up to the config's epochs."""
     train, val = prepared.splits.train, prepared.splits.val
-    return fit(
-        session.model,
-        train.x,
-        train.y,
-        session.optimizer,
+    options = TrainOptions(
         epochs=config.epochs,
         batch_size=batch_size_schedule(config.batch_size, config.batch_ramp),
         learning_rate=get_schedule(
-            config.lr_schedule.name, config.lr, config.epochs, **config.lr_schedule.params
+            config.learning_rate_schedule.name,
+            config.learning_rate,
+            config.epochs,
+            **config.learning_rate_schedule.params,
         ),
-        rng=session.shuffle_rng,
         loss=config.loss,
-        validation=(val.x, val.y),
         patience=config.patience,
         divergence=config.divergence or None,
-        monitors=default_monitors(config.monitor_samples) if config.monitors else (),
-        callbacks=callbacks,
-        on_batch=on_batch,
-        history=session.history,
-        state=session.state,
-        should_stop=should_stop,
         augment=(
             build_augment(
                 config.augment,
@@ -200,6 +195,24 @@ def train_session(
             if config.augment
             else None
         ),
+    )
+    hooks = TrainHooks(
+        callbacks=callbacks,
+        on_batch=on_batch,
+        monitors=default_monitors(config.monitor_samples) if config.monitors else (),
+        should_stop=should_stop,
+    )
+    return fit(
+        session.model,
+        train.x,
+        train.y,
+        session.optimizer,
+        options,
+        rng=session.shuffle_rng,
+        validation=(val.x, val.y),
+        hooks=hooks,
+        history=session.history,
+        state=session.state,
     )
 
 
@@ -214,16 +227,6 @@ def train_config(
     session = new_session(config, prepared)
     history = train_session(config, prepared, session, callbacks=callbacks, on_batch=on_batch)
     return session.model, history
-
-
-def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The 95% Wilson score interval of a proportion correct / n (sound near 0 and 1 too)."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = correct / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def confusion_matrix(y: np.ndarray, predictions: np.ndarray, n_classes: int) -> np.ndarray:
@@ -448,11 +451,12 @@ class GradcheckReport:
 
 
 def run_gradcheck(config: Config, examples: int = 8) -> GradcheckReport:
-    """Check the config's model (in float64, without dropout) on a few real training examples,
-    and every registered activation (plugins included), against finite differences."""
+    """Check the config's model (in float64, in training mode: batch statistics, one fixed
+    dropout mask) on a few real training examples, and every registered activation (plugins
+    included), against finite differences."""
     if examples <= 0:
         raise ConfigError(f"--examples must be > 0, got {examples}")
-    config = make_config({**to_dict(config), "dtype": "float64", "dropout": 0.0})
+    config = make_config({**to_dict(config), "dtype": "float64"})
     prepared = prepare_data(config)
     train = prepared.splits.train
     model = build_from_config(config, train.x.shape[1], prepared.n_classes)

@@ -23,6 +23,27 @@ import numpy as np
 
 from digitlab.errors import ConfigError, DataError
 
+# What a run folder holds, in one place: the README's reference and the CLI's completion read it.
+RUN_FILES: dict[str, str] = {
+    "config.json": "the resolved config (every key, full names); `--config` reads it back",
+    "history.jsonl": "one JSON line per epoch: losses, accuracies, learning rate, batch size, "
+    "monitor numbers, seconds",
+    "metrics.json": "per split: loss, accuracy with its 95% Wilson interval, n, confusion matrix",
+    "model.npz": "weights and layer description (no pickle); `digitlab eval` reads it",
+    "predictions.npz": "validation and test labels, predictions, probabilities and the hardest "
+    "examples, for reports that never rerun the model",
+    "diagnostics.json": "the alarms' findings: kind, severity, message, likely causes, remedies",
+    "report.html": "one self-contained page of the results (`digitlab report RUN` redraws it)",
+    "plots/": "the report's figures as PNG files",
+    "checkpoint.npz": "with --checkpoint-every or after Ctrl-C: what `train --resume` needs",
+}
+
+
+def is_run_folder(path: str | os.PathLike[str]) -> bool:
+    """True for a folder a run wrote into (it holds config.json or history.jsonl)."""
+    folder = Path(path)
+    return (folder / "config.json").is_file() or (folder / "history.jsonl").is_file()
+
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
     """Call write(file) on a temporary file beside `path`, fsync it, then rename it to `path`."""
@@ -86,20 +107,38 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+HISTORY_FILE = "history.jsonl"
+
+
 def read_history(folder: Path) -> list[dict[str, Any]]:
-    """The per-epoch records of a run folder's history.jsonl (a torn last line is skipped)."""
-    path = folder / "history.jsonl"
+    """The per-epoch records of a run folder's history.jsonl: the one reader of that file.
+
+    Blank lines are skipped. A last line that is not valid JSON is a write still under way (the
+    run may be training) or cut short by a crash, and is skipped silently; any other line that
+    is not a JSON object is a one-line DataError naming the file and the line.
+    """
+    path = folder / HISTORY_FILE
     if not path.is_file():
         raise DataError(f"{path}: no such file (is {folder} a run folder?)")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot be read ({str(err) or type(err).__name__})") from None
+    while lines and not lines[-1].strip():
+        lines.pop()
     records = []
-    lines = path.read_text().splitlines()
     for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             if number == len(lines):
-                break  # an interrupted write: the lines before it are whole
+                break  # torn: the lines before it are whole
             raise DataError(f"{path}: line {number} is not JSON") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}: line {number}: expected a JSON object")
+        records.append(record)
     return records
 
 
@@ -124,7 +163,6 @@ def new_run_dir(out: str | os.PathLike[str] | None, root: str = "runs") -> Path:
     raise ConfigError(f"could not create a fresh run folder under {root}")
 
 
-HISTORY_FILE = "history.jsonl"
 STATUS_FILE = "status.json"
 STATES = ("running", "finished", "stopped", "failed", "died")
 FOREIGN_STALE = 24 * 3600.0  # seconds without an update before another host's run counts as died

@@ -1,6 +1,7 @@
-"""Reports drawn from run folders: figures (plots.py) and one self-contained HTML page (html.py).
+"""Reports drawn from run and sweep folders: figures (plots.py), the run page (html.py) and the
+sweep summary (sweep.py, sweep_page.py), both pages on one shell (page.py).
 
-Nothing here trains or evaluates; everything is read from the files a run left behind.
+Nothing here trains or evaluates; everything is read from the files a run or sweep left behind.
 `build_report` is imported on first use, so that matplotlib (about 30 MB and 0.15 s) loads
 only when a report is drawn, not with the CLI.
 """

@@ -9,7 +9,6 @@ keeps its id and says why it is empty. All text read from files is escaped.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 from collections.abc import Callable
@@ -24,7 +23,8 @@ from digitlab.data.augment import augment_examples, build_augment
 from digitlab.diagnostics.alarms import find
 from digitlab.lab.runs import write_bytes, write_text
 from digitlab.report import plots
-from digitlab.report.runfolder import REPORT_SPLIT, SPLITS, RunFolder, read_run
+from digitlab.report.page import document, embed_png
+from digitlab.report.runfolder import REPORT_SPLIT, SPLITS, ModelSummary, RunFolder, read_run
 
 REPORT_FILE = "report.html"
 PLOTS_DIR = "plots"
@@ -75,8 +75,7 @@ class Page:
     def image(self, name: str, png: bytes, alt: str) -> str:
         """Keep `png` as plots/`name` and return an <img> embedding it."""
         self.pngs[name] = png
-        data = base64.b64encode(png).decode("ascii")
-        return f'<img src="data:image/png;base64,{data}" alt="{escape(alt)}">'
+        return embed_png(png, alt)
 
     def section(self, section_id: str, title: str, body: str) -> None:
         self.sections.append(
@@ -100,7 +99,14 @@ def build_report(run_dir: str | os.PathLike[str]) -> Path:
         write_bytes(folder / name, png)
     for name in set(PLOT_FILES) - set(page.pngs):  # a figure this run no longer has
         (folder / name).unlink(missing_ok=True)
-    return write_text(run.path / REPORT_FILE, _document(run, page.sections))
+    name = run.path.resolve().name
+    html = document(
+        f"digitlab report: {name}",
+        f"digitlab run report: {name}",
+        "\n".join(page.sections),
+        nav=SECTION_IDS,
+    )
+    return write_text(run.path / REPORT_FILE, html)
 
 
 def _note(text: str) -> str:
@@ -137,22 +143,47 @@ def _table(header: list[str], rows: list[list[str]], numeric_from: int = 1) -> s
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
 
 
+def _layer_text(spec: dict[str, Any]) -> str:
+    """One layer dict as 'conv2d 32 3x3 (padding=1)', 'dense 100 (init=he)', 'relu'; a graph
+    node as 'h2: dense 64 ← a1'."""
+    spec = dict(spec)
+    kind = str(spec.pop("type", "?"))
+    node, inputs = spec.pop("name", None), spec.pop("inputs", None)
+    if kind == "activation":  # a graph node names its activation `activation`, a stack `name`
+        if "activation" in spec:
+            activation = spec.pop("activation")
+        else:
+            activation, node = node, None
+        kind, spec = _entry({"name": activation, **spec}), {}
+    size = [str(spec.pop(key)) for key in ("units", "filters") if key in spec]
+    if "kernel_size" in spec:
+        kernel = spec.pop("kernel_size")
+        size.append("x".join(map(str, kernel if isinstance(kernel, list) else [kernel, kernel])))
+    params = ", ".join(f"{k}={v}" for k, v in spec.items())
+    text = " ".join([kind, *size]) + (f" ({params})" if params else "")
+    if node is not None:
+        text = f"{node}: {text}"
+    if inputs:
+        text += " ← " + ", ".join(map(str, inputs if isinstance(inputs, list) else [inputs]))
+    return text
+
+
+def model_text(model: ModelSummary) -> str:
+    """The saved model in one line: input size, each layer, output size, parameter count."""
+    layers = " → ".join(_layer_text(layer) for layer in model.layers)
+    return (
+        f"input {model.input_size} → {layers} → output {model.output_size}; "
+        f"{model.parameters:,} parameters, {model.dtype}"
+    )
+
+
 def _summary(page: Page, run: RunFolder) -> None:
     config = run.config
     get = config.get
-    n_classes = len(run.metrics[REPORT_SPLIT]["confusion"])
-    hidden = get("hidden")
-    sizes = [str(run.first_layer.input_size)]
-    sizes += [str(h) for h in hidden] if isinstance(hidden, list) else ["?"]
-    model = f"{'-'.join(sizes + [str(n_classes)])}, activation {_entry(get('activation'))}"
-    extras = {
-        "init": _entry(get("init")) if get("init") else None,
-        "dropout": get("dropout") or None,
-        "output activation": get("output_activation"),
-        "loss": get("loss"),
-        "dtype": get("dtype"),
-    }
-    model += "".join(f", {k} {v}" for k, v in extras.items() if v is not None)
+    # config.json of older runs has the short names (lr), of newer ones the full words
+    rate = get("learning_rate", get("lr", "?"))
+    schedule = get("learning_rate_schedule", get("lr_schedule"))
+    model = model_text(run.model) + (f", loss {get('loss')}" if get("loss") else "")
     transforms = [
         name if value is True else f"{name} {value}"
         for name in ("standardize", "per_pixel", "invert", "crop", "pixel_subset")
@@ -181,7 +212,7 @@ def _summary(page: Page, run: RunFolder) -> None:
         ("split", split),
         ("model", model),
         ("optimizer", _entry(get("optimizer")) + "".join(f", {p}" for p in penalties)),
-        ("learning rate", f"{get('lr', '?')}, schedule {_entry(get('lr_schedule'))}"),
+        ("learning rate", f"{rate}, schedule {_entry(schedule)}"),
         ("batch size", batch),
         ("epochs", epochs),
         ("seed", str(get("seed", "?"))),
@@ -404,36 +435,3 @@ SECTIONS: tuple[Callable[[Page, RunFolder], None], ...] = (
     _augmentation,
     _diagnostics,
 )
-
-STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 1150px; margin: 1.5em auto;
-       padding: 0 1em; color: #222; line-height: 1.4; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; }
-h2 { font-size: 1.25em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.8em; }
-img { max-width: 100%; height: auto; display: block; }
-table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.95em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-th { background: #f3f3f3; }
-.note { color: #8a4b00; background: #fff6e5; padding: 0.4em 0.6em; }
-.alarm { border-left: 4px solid #d98c00; padding: 0.2em 0.8em; margin: 0.6em 0;
-         background: #fffaf0; }
-.caption { color: #555; margin: 0.3em 0; }
-.pair { display: grid; grid-template-columns: 1fr 1fr; gap: 1em; }
-.side { display: flex; gap: 1.5em; align-items: flex-start; flex-wrap: wrap; }
-.side > div:last-child { flex: 1 1 500px; }
-.narrow { max-width: 700px; }
-pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
-nav a { margin-right: 0.8em; }
-"""
-
-
-def _document(run: RunFolder, sections: list[str]) -> str:
-    name = escape(run.path.resolve().name)
-    links = " ".join(f'<a href="#{s}">{s.replace("-", " ")}</a>' for s in SECTION_IDS)
-    body = "\n".join(sections)
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>digitlab report: {name}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
-        f"<h1>digitlab run report: {name}</h1>\n<nav>{links}</nav>\n{body}\n</body>\n</html>\n"
-    )

@@ -29,7 +29,7 @@ SPLIT_STYLE = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
 SPLIT_LABEL = {"train": "train", "val": "validation", "test": "test"}
 
 
-def _figure(width: float, height: float, constrained: bool = True) -> Figure:
+def new_figure(width: float, height: float, constrained: bool = True) -> Figure:
     """A figure (inches) attached to an Agg canvas, outside pyplot."""
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained" if constrained else None)
     FigureCanvasAgg(fig)
@@ -65,7 +65,7 @@ def curves_plot(history: Sequence[Mapping[str, Any]], metric: str) -> bytes | No
     epochs = history_series(history, "epoch")
     if np.isnan(epochs).any():
         epochs = np.arange(1, len(history) + 1, dtype=np.float64)
-    fig = _figure(6.0, 4.0)
+    fig = new_figure(6.0, 4.0)
     ax = fig.add_subplot()
     drawn = 0
     for split, color in SPLIT_STYLE.items():
@@ -96,7 +96,7 @@ def confusion_plot(confusion: np.ndarray, title: str = "test confusion matrix") 
     totals = counts.sum(axis=1, keepdims=True)
     shares = counts / np.maximum(totals, 1)
     size = min(max(4.5, 0.55 * k + 1.5), 14.0)
-    fig = _figure(size + 1.0, size)
+    fig = new_figure(size + 1.0, size)
     ax = fig.add_subplot()
     image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
@@ -146,7 +146,7 @@ def per_class_plot(scores: PerClass) -> bytes:
     """Bars of precision and recall per class."""
     k = len(scores.support)
     classes = np.arange(k)
-    fig = _figure(min(max(6.0, 0.6 * k + 1.5), 16.0), 4.0)
+    fig = new_figure(min(max(6.0, 0.6 * k + 1.5), 16.0), 4.0)
     ax = fig.add_subplot()
     width = 0.4
     ax.bar(classes - width / 2, np.nan_to_num(scores.precision), width, label="precision")
@@ -196,7 +196,7 @@ def _tile_grid(
     header = 0.45
     cell_width, cell_height = tile_width + gap, tile_height + label_height + gap
     fig_width, fig_height = columns * cell_width + gap, rows * cell_height + header
-    fig = _figure(fig_width, fig_height, constrained=False)
+    fig = new_figure(fig_width, fig_height, constrained=False)
     ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
     for i in range(n):
         row, column = divmod(i, columns)
@@ -276,7 +276,7 @@ def jitter_scatter_plot(y: np.ndarray, predictions: np.ndarray, n_classes: int) 
     y_jitter = predictions + rng.uniform(-0.35, 0.35, size=len(y))
     wrong = y != predictions
     size = min(max(5.0, 0.5 * n_classes + 1.0), 14.0)
-    fig = _figure(size, size + 0.5)
+    fig = new_figure(size, size + 0.5)
     ax = fig.add_subplot()
     alpha = float(np.clip(60.0 / max(1, int((~wrong).sum()) / max(1, n_classes)), 0.08, 0.6))
     ax.scatter(
@@ -344,7 +344,7 @@ def monitors_plot(history: Sequence[Mapping[str, Any]]) -> bytes | None:
     if not norms and not shares:
         return None
     epochs = np.arange(1, len(history) + 1, dtype=np.float64)
-    fig = _figure(11.0, 4.0)
+    fig = new_figure(11.0, 4.0)
     left, right = fig.subplots(1, 2)
     for key in norms:
         left.plot(epochs, history_series(history, key), marker="o", markersize=3, label=key[:-5])

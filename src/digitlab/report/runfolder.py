@@ -23,7 +23,7 @@ import numpy as np
 from digitlab.core.layers import Dense
 from digitlab.errors import DataError
 from digitlab.lab.modelfile import MODEL_FILE, load_model
-from digitlab.lab.runs import read_status
+from digitlab.lab.runs import read_history, read_status
 
 SPLITS = ("train", "val", "test", "test_all")  # metrics.json's per-split summaries, in order
 PREDICTION_KEYS = ("y", "pred", "probs", "examples", "example_images")
@@ -40,6 +40,17 @@ class FirstLayer:
 
 
 @dataclass
+class ModelSummary:
+    """The network as model.npz describes it (never as the config's `hidden` would build it)."""
+
+    input_size: int
+    output_size: int
+    dtype: str
+    layers: list[dict[str, Any]]  # the layer dicts it was built from (see core/model.py)
+    parameters: int  # trained numbers; buffers such as batch norm's running mean excluded
+
+
+@dataclass
 class RunFolder:
     """The parsed contents of a run folder."""
 
@@ -49,6 +60,7 @@ class RunFolder:
     metrics: dict[str, Any]
     predictions: dict[str, np.ndarray] | None  # REPORT_SPLIT's arrays, unprefixed, + image_shape
     first_layer: FirstLayer
+    model: ModelSummary
     live: dict[str, Any] | None = None  # status.json of a run not finished: a snapshot so far
 
 
@@ -58,7 +70,7 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunFolder:
     if not path.is_dir():
         raise DataError(f"{path}: no such run folder")
     config = _read_json_object(path / "config.json")
-    history = _read_history(path / "history.jsonl")
+    history = read_history(path)
     status = read_status(path)
     if (
         status is not None
@@ -66,7 +78,10 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunFolder:
         and not (path / "metrics.json").exists()
     ):
         # still training (or stopped, failed, died): its history so far, no results yet
-        return RunFolder(path, config, history, {}, None, FirstLayer("none", 0, None), status)
+        unknown = ModelSummary(0, 0, "?", [], 0)
+        return RunFolder(
+            path, config, history, {}, None, FirstLayer("none", 0, None), unknown, status
+        )
     metrics = _read_metrics(path / "metrics.json")
     predictions_file = path / "predictions.npz"
     predictions = _read_predictions(predictions_file) if predictions_file.exists() else None
@@ -77,7 +92,15 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunFolder:
         input_size=model.input_size,
         w=np.array(first.params["w"]) if isinstance(first, Dense) else None,
     )
-    return RunFolder(path, config, history, metrics, predictions, first_layer)
+    description = model.describe()
+    summary = ModelSummary(
+        input_size=model.input_size,
+        output_size=int(np.prod(model.output_shape)),
+        dtype=str(description["dtype"]),
+        layers=[dict(layer) for layer in description["layers"]],
+        parameters=sum(int(param.size) for _, param, _ in model.parameters()),
+    )
+    return RunFolder(path, config, history, metrics, predictions, first_layer, summary)
 
 
 def _read_text(path: Path) -> str:
@@ -89,11 +112,11 @@ def _read_text(path: Path) -> str:
         raise DataError(f"{path}: cannot be read ({_short(err)})") from None
 
 
-def _parse_json(path: Path, text: str, where: str = "") -> Any:
+def _parse_json(path: Path, text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        raise DataError(f"{path}: {where}not valid JSON ({_short(err)})") from None
+        raise DataError(f"{path}: not valid JSON ({_short(err)})") from None
 
 
 def _read_json_object(path: Path) -> dict[str, Any]:
@@ -101,30 +124,6 @@ def _read_json_object(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a JSON object, found {type(data).__name__}")
     return data
-
-
-def _read_history(path: Path) -> list[dict[str, Any]]:
-    """The records of history.jsonl; a torn last line (a write in progress) is skipped."""
-    records = []
-    lines = _read_text(path).splitlines()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        if number == len(lines) and not _whole_json(line):
-            break
-        record = _parse_json(path, line, f"line {number}: ")
-        if not isinstance(record, dict):
-            raise DataError(f"{path}: line {number}: expected a JSON object")
-        records.append(record)
-    return records
-
-
-def _whole_json(line: str) -> bool:
-    try:
-        json.loads(line)
-    except json.JSONDecodeError:
-        return False
-    return True
 
 
 def _is_number(value: Any) -> bool:

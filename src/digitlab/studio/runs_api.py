@@ -115,7 +115,7 @@ def describe_model(config: dict[str, Any]) -> str:
     if isinstance(layers, list) and layers:
         kinds = [str(layer.get("type", "?")) for layer in layers if isinstance(layer, dict)]
         return "-".join(kinds)
-    hidden = config.get("hidden") or []
+    hidden = config.get("hidden_sizes", config.get("hidden")) or []  # older runs: `hidden`
     activation = config.get("activation") or {}
     name = activation.get("name", "") if isinstance(activation, dict) else str(activation)
     sizes = "-".join(str(h) for h in hidden) if hidden else "linear"
@@ -568,11 +568,11 @@ def recipes() -> dict[str, dict[str, Any]]:
 
 FORM_KEYS = (
     "data",
-    "hidden",
+    "hidden_sizes",
     "activation",
     "optimizer",
-    "lr",
-    "lr_schedule",
+    "learning_rate",
+    "learning_rate_schedule",
     "batch_size",
     "epochs",
     "seed",

@@ -1,0 +1,5 @@
+"""`python -m digitlab`: the command line."""
+
+from digitlab.cli import main
+
+main()

@@ -1,0 +1,57 @@
+"""The command line: flags and TOML -> Config -> library calls -> printed results.
+
+One click group, `app`, holds every command: train, gradcheck and diagnose (train.py), eval
+(evaluate.py), list (registries.py), sweep (sweep.py), report and tough (report.py). Config
+flags are generated from the Config model (options.py); shell completion is click's own
+(complete.py). Errors we raise on purpose (DigitlabError) and bad flags are printed as one line
+on stderr with a non-zero exit code (1 for a run that failed, 2 for a usage error), never as a
+traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+
+from digitlab.cli.evaluate import eval_command
+from digitlab.cli.registries import list_command
+from digitlab.cli.report import report, tough
+from digitlab.cli.sweep import sweep
+from digitlab.cli.train import diagnose, gradcheck, train
+from digitlab.errors import DigitlabError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="digitlab")
+def app() -> None:
+    """digitlab: a from-scratch NumPy neural-network workbench for handwritten digits."""
+
+
+for command in (train, gradcheck, diagnose, eval_command, list_command, sweep, report, tough):
+    app.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the click app, turning our errors into one line and an exit code."""
+    err = Console(stderr=True, highlight=False)
+    try:
+        app.main(args=argv, prog_name="digitlab", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.ClickException as bad:
+        err.print(f"digitlab: error: {bad.format_message()}", markup=False, soft_wrap=True)
+        sys.exit(bad.exit_code)
+    except click.Abort:
+        err.print("digitlab: aborted", markup=False)
+        sys.exit(130)
+    except DigitlabError as failure:
+        err.print(f"digitlab: error: {failure}", markup=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("digitlab: interrupted", markup=False)
+        sys.exit(130)
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,5 @@
+"""`python -m digitlab.cli` (as `python -m digitlab`)."""
+
+from digitlab.cli import main
+
+main()

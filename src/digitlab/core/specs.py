@@ -1,0 +1,50 @@
+"""Layer dicts for common architectures, built from the registries (what a config's `hidden`
+and `activation` keys turn into)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from digitlab.core.activations import check_params, get_activation
+
+
+def mlp_spec(
+    hidden_sizes: list[int],
+    n_classes: int,
+    activation: str = "relu",
+    *,
+    activation_params: dict[str, Any] | None = None,
+    init: str | None = None,
+    init_params: dict[str, Any] | None = None,
+    bias_std: float = 0.0,
+    dropout: float = 0.0,
+    output_activation: str | None = None,
+) -> list[dict[str, Any]]:
+    """Layer dicts for a multi-layer perceptron: (dense, activation[, dropout]) per hidden layer.
+
+    The initialiser defaults to the one the activation registers (He for the ReLU family,
+    Xavier for sigmoid and tanh); the output layer uses Xavier unless `init` is given.
+    """
+    entry = get_activation(activation)
+    check_params(activation, activation_params or {})
+    hidden_init = init or entry.init
+    spec: list[dict[str, Any]] = []
+
+    def dense(units: int, init_name: str) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": "dense", "units": units, "init": init_name}
+        if init_params:
+            d["init_params"] = dict(init_params)
+        if bias_std:
+            d["bias_std"] = bias_std
+        return d
+
+    for units in hidden_sizes:
+        spec.append(dense(units, hidden_init))
+        spec.append({"type": "activation", "name": activation, **(activation_params or {})})
+        if dropout:
+            spec.append({"type": "dropout", "rate": dropout})
+    spec.append(dense(n_classes, init or "xavier"))
+    if output_activation:
+        get_activation(output_activation)
+        spec.append({"type": "activation", "name": output_activation})
+    return spec

@@ -1,0 +1,185 @@
+"""A sweep's page, OUT/summary.html: settings, the ranked table, two figures and failures.
+
+It reads the trial records (via sweep.py's VariantSummary) and each done trial's history.jsonl
+(through lab/runs.py's reader), never trains, and uses the run report's page shell and PNG
+embedder (page.py), so the page is one self-contained file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitlab.lab.runs import HISTORY_FILE, read_history
+from digitlab.report import plots
+from digitlab.report.page import document, embed_png
+from digitlab.report.sweep import (
+    BEST,
+    RULE,
+    WITHIN,
+    WORSE,
+    VariantSummary,
+    interval_text,
+    option_label,
+    percent_text,
+    seeds_text,
+    variant_label,
+)
+
+COLOURS = {BEST: "#1a7f37", WITHIN: "#0969da", WORSE: "#8c959f"}
+
+
+def accuracy_plot(rows: Sequence[VariantSummary]) -> bytes | None:
+    """Mean test accuracy per variant with its 95% interval, in validation rank order; each seed
+    as a dot and the mean validation accuracy as a cross."""
+    from matplotlib.lines import Line2D
+
+    shown = [row for row in rows if row.done]
+    if not shown:
+        return None
+    fig = plots.new_figure(9, 1.6 + 0.4 * len(shown))
+    ax = fig.subplots()
+    for y, row in enumerate(reversed(shown)):
+        mean = row.mean("test_accuracy")
+        assert mean is not None
+        colour = COLOURS.get(row.verdict, "#000000")
+        interval = row.interval("test")
+        err = None
+        if interval is not None:
+            (low, high), _ = interval
+            err = [[100 * (mean - low)], [100 * (high - mean)]]
+        ax.errorbar(100 * mean, y, xerr=err, fmt="o", color=colour, capsize=3)
+        ax.plot(
+            100 * row.values("test_accuracy"), [y] * len(row.done), ".", color=colour, alpha=0.4
+        )
+        ax.plot(100 * (row.mean("val_accuracy") or 0), y, "x", color="#cf222e", markersize=6)
+    ax.set_yticks(range(len(shown)), [variant_label(r.options) for r in reversed(shown)])
+    ax.set_xlabel("accuracy (%)")
+    ax.set_title("Test accuracy per variant, ranked top-down by validation accuracy")
+    ax.grid(axis="x", alpha=0.3)
+    handles = [
+        Line2D(
+            [], [], marker="o", linestyle="", color=COLOURS[BEST], label="test: mean, 95% interval"
+        ),
+        Line2D(
+            [], [], marker=".", linestyle="", color=COLOURS[BEST], alpha=0.4, label="test: seeds"
+        ),
+        Line2D([], [], marker="x", linestyle="", color="#cf222e", label="validation: mean"),
+    ]
+    handles += [
+        Line2D([], [], marker="s", linestyle="", color=c, label=v) for v, c in COLOURS.items()
+    ]
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return plots.figure_png(fig)
+
+
+def curves_plot(rows: Sequence[VariantSummary], curves: dict[int, np.ndarray]) -> bytes | None:
+    """Validation accuracy per epoch, averaged over each variant's seeds."""
+    from matplotlib.ticker import MaxNLocator
+
+    if not curves:
+        return None
+    fig = plots.new_figure(9, 4.8)
+    ax = fig.subplots()
+    colours = [f"C{k}" for k in range(10)]
+    for k, (index, curve) in enumerate(sorted(curves.items())):
+        ax.plot(
+            np.arange(1, len(curve) + 1),
+            100 * curve,
+            color=colours[k % 10],
+            linestyle=("-", "--", ":")[(k // 10) % 3],
+            label=variant_label(rows[index].options),
+        )
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("validation accuracy (%), mean over seeds")
+    ax.set_title("Validation curves")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return plots.figure_png(fig)
+
+
+def mean_curves(rows: Sequence[VariantSummary], trials_dir: Path) -> dict[int, np.ndarray]:
+    """Row index -> validation accuracy per epoch averaged over the seeds that reached it."""
+    curves = {}
+    for index, row in enumerate(rows):
+        series = [
+            [h.get("val_accuracy", np.nan) for h in read_history(trials_dir / r["id"])]
+            for r in row.done
+            if (trials_dir / r["id"] / HISTORY_FILE).is_file()  # a trial_fn may write none
+        ]
+        series = [s for s in series if s]
+        if not series:
+            continue
+        padded = np.full((len(series), max(len(s) for s in series)), np.nan)
+        for k, s in enumerate(series):
+            padded[k, : len(s)] = s
+        curves[index] = np.nanmean(padded, axis=0)  # early-stopped seeds drop out of later epochs
+    return curves
+
+
+def summary_html(
+    title: str,
+    rows: Sequence[VariantSummary],
+    keys: Sequence[str],
+    trials_dir: Path,
+    details: dict[str, Any],
+) -> str:
+    """The self-contained page: settings, table, both plots (embedded PNGs) and failures."""
+    pngs = {
+        "Test accuracy per variant": accuracy_plot(rows),
+        "Validation curves": curves_plot(rows, mean_curves(rows, trials_dir)),
+    }
+    head = "".join(f"<th>{escape(h)}</th>" for h in ("#", *keys)) + "".join(
+        f"<th>{h}</th>"
+        for h in ("seeds", "val acc (mean ± std)", "test acc (mean ± std)", "test 95% interval")
+    )
+    body = []
+    for rank, row in enumerate(rows, 1):
+        cells = [str(rank) if row.done else ""]
+        cells += [escape(option_label(row.options.get(k, ""))) for k in keys]
+        cells += [
+            seeds_text(row),
+            percent_text(row.mean("val_accuracy"), row.std("val_accuracy")),
+            percent_text(row.mean("test_accuracy"), row.std("test_accuracy")),
+            interval_text(row),
+        ]
+        p = f" (p = {row.p_value:.3g})" if row.p_value is not None else ""
+        verdict = f'<td class="v-{row.verdict.split()[0]}">{escape(row.verdict)}{p}</td>'
+        body.append(
+            "<tr>" + "".join(f'<td class="num">{c}</td>' for c in cells) + verdict + "</tr>"
+        )
+    failures = [
+        f"<li><code>{escape(r['id'])}</code>: {escape(str(r.get('reason')))}</li>"
+        for row in rows
+        for r in row.failed
+    ]
+    settings = "".join(
+        f"<tr><th>{escape(k)}</th><td><code>{escape(json.dumps(v))}</code></td></tr>"
+        for k, v in details.items()
+    )
+    figures = "".join(
+        f"<h2>{escape(name)}</h2>{embed_png(png, name)}"
+        for name, png in pngs.items()
+        if png is not None
+    )
+    body_html = f"""<p>Variants are ranked and selected by mean <b>validation</b> accuracy over
+seeds; test accuracy is shown but never used to pick. Test intervals are 95% t-intervals of the
+mean over seeds (Wilson interval of the single run when only one seed finished); they cover the
+spread between seeds, not the test set's own sampling error (each run's Wilson interval, in its
+metrics.json). {escape(RULE[0].upper() + RULE[1:])}.</p>
+<h2>Summary</h2>
+<table><thead><tr>{head}<th>vs best</th></tr></thead><tbody>
+{"".join(body)}
+</tbody></table>
+{figures}
+<h2>Failed trials</h2>
+{"<ul>" + "".join(failures) + "</ul>" if failures else "<p>None.</p>"}
+<h2>Sweep</h2>
+<table>{settings}</table>"""
+    return document(title, title, body_html)
