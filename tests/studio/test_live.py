@@ -19,7 +19,7 @@ import uvicorn
 from click.testing import CliRunner
 
 from digitlab.cli import app as cli
-from digitlab.lab.runs import read_history, read_status
+from digitlab.lab.runs import process_alive, read_history, read_status
 from digitlab.report.html import build_report
 from digitlab.studio.command import free_port
 from digitlab.studio.runs_api import train_command
@@ -186,9 +186,10 @@ def test_a_run_that_fails_before_its_first_epoch_shows_its_error(served, client,
     body = {"config": {"data": "idx", "data_dir": str(missing), "epochs": 2}}
     started = client.post("/api/train", json=body, headers=post_headers)
     assert started.status_code == 200, started.text
-    run_id = started.json()["run"]
+    run_id, pid = started.json()["run"], started.json()["pid"]
     folder = served[0] / run_id.partition("/")[2]
-    wait_for("the folder to go", lambda: not folder.exists(), 120)
+    wait_for("the trainer to exit", lambda: not process_alive(pid), 120)
+    assert not folder.exists()
     data = client.get(f"/api/run?run={run_id}").json()
     assert data["status"]["state"] == "failed"
     assert "no-such-idx-folder" in data["status"]["error"]

@@ -53,7 +53,7 @@ def test_runs_list_shows_running_died_and_sweeps(client, served, fake_run):
 def test_one_run_has_everything_the_page_draws(client):
     data = client.get("/api/run?run=0/done").json()
     assert data["status"]["state"] == "finished"
-    assert data["config"]["hidden"] == [8]
+    assert data["config"]["hidden_sizes"] == [8]
     assert [row["epoch"] for row in data["history"]] == [1, 2]
     assert "train_loss" in data["history"][0] and "dense1.w.norm" in data["history"][0]
     assert isinstance(data["diagnostics"], list)

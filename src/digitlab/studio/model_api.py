@@ -423,7 +423,11 @@ def compare(runs: dict[str, Path], images: bool = True) -> dict[str, Any]:
             {
                 "id": run_id,
                 "name": folder.path.name,
-                "config": {k: folder.config.get(k) for k in ("data", "hidden", "activation")},
+                "config": {
+                    "data": folder.config.get("data"),
+                    "hidden_sizes": folder.config.get("hidden_sizes", folder.config.get("hidden")),
+                    "activation": folder.config.get("activation"),
+                },
                 "n": len(y),
                 "correct": correct,
                 "accuracy": correct / len(y),

@@ -115,7 +115,7 @@ def describe_model(config: dict[str, Any]) -> str:
     if isinstance(layers, list) and layers:
         kinds = [str(layer.get("type", "?")) for layer in layers if isinstance(layer, dict)]
         return "-".join(kinds)
-    hidden = config.get("hidden") or []
+    hidden = config.get("hidden_sizes", config.get("hidden")) or []  # older runs: `hidden`
     activation = config.get("activation") or {}
     name = activation.get("name", "") if isinstance(activation, dict) else str(activation)
     sizes = "-".join(str(h) for h in hidden) if hidden else "linear"
@@ -359,7 +359,8 @@ def vanished_run(folders: Sequence[Path], rid: str) -> dict[str, Any] | None:
         lines = [line.strip() for line in log.read_text(errors="replace").splitlines()]
     except OSError:
         return None
-    error = next((line for line in reversed(lines) if line), "the run ended before its first epoch")
+    ended = f"the run ended before its first epoch (see {log})"  # its error line comes later
+    error = next((line for line in reversed(lines) if line), ended)
     return {
         "id": rid,
         "kind": "run",
@@ -567,11 +568,11 @@ def recipes() -> dict[str, dict[str, Any]]:
 
 FORM_KEYS = (
     "data",
-    "hidden",
+    "hidden_sizes",
     "activation",
     "optimizer",
-    "lr",
-    "lr_schedule",
+    "learning_rate",
+    "learning_rate_schedule",
     "batch_size",
     "epochs",
     "seed",

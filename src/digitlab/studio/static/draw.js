@@ -292,8 +292,9 @@ td.better { color: var(--ok); } td.worse { color: var(--bad); }
           const run = await api(`/api/run?run=${encodeURIComponent(runId)}`);
           const data = (run.config && run.config.data) || "mnist";
           pen = data === "digits" ? PEN.digits : PEN.mnist;
+          const hidden = run.config && (run.config.hidden_sizes || run.config.hidden);  // older runs: hidden
           note.textContent = `Draw a digit with the mouse, a finger or a pen. Model: ${data}` +
-            (run.config && run.config.hidden ? `, hidden ${run.config.hidden.join("-")}` : "") + ".";
+            (hidden && hidden.length ? `, hidden ${hidden.join("-")}` : "") + ".";
         } catch (err) {
           showError(err);
         }

@@ -633,17 +633,18 @@
   const FIELDS = [
     ["data", "dataset", "select", ["digits", "mnist", "idx"]],
     ["data_dir", "IDX folder (data idx)", "text"],
-    ["hidden", "hidden sizes", "text", "e.g. 100 or 256,128 (ignored when the recipe has layers)"],
+    ["hidden_sizes", "hidden sizes", "text", "e.g. 100 or 256,128 (ignored when the recipe has layers)"],
     ["activation", "activation", "choice", "activations"],
     ["optimizer", "optimizer", "choice", "optimizers"],
-    ["lr", "learning rate", "number"],
-    ["lr_schedule", "lr schedule", "choice", "schedules"],
+    ["learning_rate", "learning rate", "number"],
+    ["learning_rate_schedule", "learning rate schedule", "choice", "schedules"],
     ["batch_size", "batch size", "number"],
     ["epochs", "epochs", "number"],
     ["augment", "augmentation", "text", "KEY=VALUE, ... e.g. shift=2,rotate=10"],
     ["seed", "seed", "number"],
   ];
 
+  const OLD_NAMES = { hidden: "hidden_sizes", lr: "learning_rate", lr_schedule: "learning_rate_schedule" };
   const entryName = (v) => (v && typeof v === "object" ? v.name : v);
 
   Studio.views.train = {
@@ -674,11 +675,14 @@
       form.appendChild(el("div", { class: "actions" }, startButton,
         el("span", { class: "muted small" }, "Runs as a separate `digitlab train` process: closing this page never stops it.")));
 
-      function fill(values) {
+      function fill(given) {
+        // older key names (recipes may still use them) shown under the full ones
+        const values = {};
+        for (const [key, value] of Object.entries(given)) values[OLD_NAMES[key] || key] = value;
         base = values;
         for (const [key] of FIELDS) {
           let v = values[key];
-          if (key === "hidden" && Array.isArray(v)) v = v.join(",");
+          if (key === "hidden_sizes" && Array.isArray(v)) v = v.join(",");
           else if (key === "augment" && v && typeof v === "object") v = Object.entries(v).map(([a, b]) => `${a}=${b}`).join(",");
           else v = entryName(v);
           inputs[key].value = v === undefined || v === null ? "" : String(v);
@@ -692,7 +696,7 @@
         for (const [key, , kind] of FIELDS) {
           const raw = inputs[key].value.trim();
           if (!raw) continue;
-          if (key === "hidden") values.hidden = raw.split(",").map((s) => s.trim()).filter(Boolean).map((s) => (/^-?\d+$/.test(s) ? Number(s) : s));
+          if (key === "hidden_sizes") values.hidden_sizes = raw.split(",").map((s) => s.trim()).filter(Boolean).map((s) => (/^-?\d+$/.test(s) ? Number(s) : s));
           else if (key === "augment") {
             values.augment = Object.fromEntries(raw.split(",").filter(Boolean).map((pair) => {
               const [k, v] = pair.split("=");
