@@ -11,7 +11,6 @@ import numpy as np
 
 from digitlab.core.arrays import as_inputs, as_model_data
 from digitlab.core.losses import get_loss, softmax
-from digitlab.errors import DataError
 
 # Rows per forward pass in evaluation: bounds memory (a conv layer's im2col matrix grows with
 # it) and is faster than larger chunks (see benchmarks/PERFORMANCE.md).
@@ -74,30 +73,8 @@ def evaluate(
 ) -> Evaluation:
     """Mean loss, accuracy, predictions and class probabilities of `model` on (x, y)."""
     x, y = as_model_data(model, x, y, "evaluation")
-    check_data(model, x, y, "evaluation")
     logits = predict_logits(model, x)
     value, _ = get_loss(loss)(logits, y)
     probs = softmax(logits)
     predictions = logits.argmax(axis=1)
     return Evaluation(value, float((predictions == y).mean()), predictions, probs, len(y))
-
-
-def check_data(model: Any, x: np.ndarray, y: np.ndarray, name: str) -> None:
-    """Shapes and labels that fit the model, checked once before training (cheap checks only:
-    NaN or inf in x is caught at the first batch that holds it, and named there)."""
-    if x.ndim != 2 or len(x) == 0:
-        raise DataError(f"{name} data must be non-empty rows (n, features), got shape {x.shape}")
-    if x.shape[1] != model.input_size:
-        raise DataError(
-            f"{name} data have {x.shape[1]} features but the model takes {model.input_size}"
-        )
-    if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
-        raise DataError(f"{name} labels must be {len(x)} integers, got {y.dtype}{list(y.shape)}")
-    if len(model.output_shape) != 1:
-        raise DataError(f"the model's outputs {model.output_shape} are not flat: add a flatten")
-    n_outputs = model.output_shape[0]
-    if y.min() < 0 or y.max() >= n_outputs:
-        raise DataError(
-            f"{name} labels must lie in 0..{n_outputs - 1} for a model with {n_outputs} outputs,"
-            f" found {y.min()}..{y.max()}"
-        )

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from digitlab.core.arrays import as_model_data
-from digitlab.core.evaluation import Evaluation, History, check_data, evaluate
+from digitlab.core.evaluation import Evaluation, History, evaluate
 from digitlab.core.guards import loss_problem
 from digitlab.core.losses import get_loss
 from digitlab.core.optim import Optimizer
@@ -129,10 +129,8 @@ def fit(
     """
     get_loss(options.loss)  # an unknown loss is a ConfigError before any work
     x, y = as_model_data(model, x, y, "training")  # C-ordered, the model's dtype: see arrays.py
-    check_data(model, x, y, "training")
     if validation is not None:
         validation = as_model_data(model, *validation, "validation")
-        check_data(model, *validation, "validation")
     hooks = hooks if hooks is not None else TrainHooks()
     history = history if history is not None else History()
     state = state if state is not None else TrainState()

@@ -77,10 +77,10 @@ def streams(seed: int) -> dict[str, np.random.Generator]:
     return {name: np.random.default_rng(child) for name, child in zip(names, children, strict=True)}
 
 
-def prepare_data(config: Config) -> Prepared:
-    """Load the dataset, split it, and fit the transforms on the training part only."""
+def raw_splits(config: Config) -> tuple[Any, Splits]:
+    """The dataset the config names and its split, before any transform."""
     dataset = load_dataset(config.data, data_dir=config.data_dir, cache_dir=config.cache_dir)
-    raw = make_splits(
+    splits = make_splits(
         dataset,
         config.split,
         val_fraction=config.val_fraction,
@@ -88,6 +88,12 @@ def prepare_data(config: Config) -> Prepared:
         train_first=config.train_first,
         rng=streams(config.seed)["split"],
     )
+    return dataset, splits
+
+
+def prepare_data(config: Config) -> Prepared:
+    """Load the dataset, split it, and fit the transforms on the training part only."""
+    dataset, raw = raw_splits(config)
     pipeline = build_pipeline(
         max_value=dataset.max_value,
         image_shape=dataset.image_shape,

@@ -33,13 +33,12 @@ from starlette.routing import Route
 from digitlab.core.layers import Activation, Dense, Reshape
 from digitlab.core.losses import softmax
 from digitlab.core.model import INPUT, Model
-from digitlab.data import load_dataset, make_splits
 from digitlab.data.drawing import ink_from_gray, prepare_drawing
 from digitlab.data.transforms import Pipeline
 from digitlab.diagnostics.monitors import SATURATED
 from digitlab.errors import DataError, DigitlabError, ModelError
 from digitlab.lab.config import make_config
-from digitlab.lab.experiment import prepare_data, streams, wilson_interval
+from digitlab.lab.experiment import prepare_data, raw_splits, wilson_interval
 from digitlab.lab.modelfile import MODEL_FILE, load_model, restore_pipeline
 from digitlab.report.runfolder import read_run
 from digitlab.studio.paths import resolve_run
@@ -120,16 +119,7 @@ def _load_run_model(path: Path, mtime: int) -> RunModel:
 
 @functools.lru_cache(maxsize=4)
 def _load_test_set(config_json: str) -> tuple[np.ndarray, np.ndarray]:
-    config = make_config(json.loads(config_json))
-    dataset = load_dataset(config.data, data_dir=config.data_dir, cache_dir=config.cache_dir)
-    splits = make_splits(
-        dataset,
-        config.split,
-        val_fraction=config.val_fraction,
-        train_per_class=config.train_per_class,
-        train_first=config.train_first,
-        rng=streams(config.seed)["split"],
-    )
+    _, splits = raw_splits(make_config(json.loads(config_json)))
     return splits.test.x, splits.test.y
 
 
