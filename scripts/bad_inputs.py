@@ -39,7 +39,8 @@ FILES = {
 
 
 # what the run folder of a diverged run keeps: the last good weights and what led there
-DIVERGED_RUN = ("config.json", "history.jsonl", "diagnostics.json", "model.npz")
+# status.json says "failed", with the error line, for the studio and other readers
+DIVERGED_RUN = ("config.json", "history.jsonl", "diagnostics.json", "model.npz", "status.json")
 
 
 @dataclass

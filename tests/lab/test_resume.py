@@ -188,8 +188,10 @@ def test_a_diverged_run_keeps_the_last_good_epoch_in_its_folder(tmp_path, self_s
     assert "weights of epoch 2 kept" in lines[0]
     assert lines[0].endswith(f"they are saved in {diverged / 'model.npz'}")
     assert sorted(p.name for p in diverged.iterdir()) == [
-        "config.json", "diagnostics.json", "history.jsonl", "model.npz"
+        "config.json", "diagnostics.json", "history.jsonl", "model.npz", "status.json"
     ]  # fmt: skip
+    status = json.loads((diverged / "status.json").read_text())
+    assert status["state"] == "failed" and "non-finite loss at epoch 3" in status["error"]
     assert history(diverged) == history(two_epochs)
     with np.load(two_epochs / "model.npz") as a, np.load(diverged / "model.npz") as b:
         for key in a.files:
