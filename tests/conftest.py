@@ -73,3 +73,20 @@ def _registries_restored():
     for registry, entries in zip(registries, saved, strict=True):
         registry.clear()
         registry.update(entries)
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the CLI in-process: cli(args) -> (exit code, stdout, stderr)."""
+    from digitlab.cli import main
+
+    def run(args: list[str]) -> tuple[object, str, str]:
+        try:
+            main(args)
+            code: object = 0
+        except SystemExit as done:
+            code = done.code
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

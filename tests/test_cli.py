@@ -8,19 +8,7 @@ import sys
 
 import pytest
 
-from digitlab.cli import main
 from digitlab.lab.runs import RUN_FILES
-
-
-def run_cli(args, capsys):
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    try:
-        main(args)
-        code = 0
-    except SystemExit as done:
-        code = done.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_default_train_reaches_97_percent_and_writes_the_run_folder(tmp_path):
@@ -56,9 +44,9 @@ def test_default_train_reaches_97_percent_and_writes_the_run_folder(tmp_path):
     assert "test" in result.stdout and "confusion" in result.stdout
 
 
-def test_mnist_subset_and_eval_agree(tmp_path, mnist_dir, capsys):
+def test_mnist_subset_and_eval_agree(tmp_path, mnist_dir, cli):
     out = tmp_path / "run"
-    code, stdout, err = run_cli(
+    code, stdout, err = cli(
         [
             "train",
             "--data",
@@ -77,21 +65,20 @@ def test_mnist_subset_and_eval_agree(tmp_path, mnist_dir, capsys):
             "--out",
             str(out),
             "--quiet",
-        ],
-        capsys,
+        ]
     )
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["train"]["n"] == 3000 and metrics["test"]["n"] == 10000
     assert metrics["test_accuracy"] >= 0.88
-    code, stdout, err = run_cli(["eval", str(out)], capsys)
+    code, stdout, err = cli(["eval", str(out)])
     assert code == 0, err
     assert f"accuracy {100 * metrics['test_accuracy']:.2f}%" in stdout
 
 
-def test_book_split_reports_both_halves_and_the_whole(tmp_path, mnist_dir, capsys):
+def test_book_split_reports_both_halves_and_the_whole(tmp_path, mnist_dir, cli):
     out = tmp_path / "run"
-    code, _, err = run_cli(
+    code, _, err = cli(
         [
             "train",
             "--data",
@@ -109,8 +96,7 @@ def test_book_split_reports_both_halves_and_the_whole(tmp_path, mnist_dir, capsy
             "--out",
             str(out),
             "--quiet",
-        ],
-        capsys,
+        ]
     )
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
@@ -138,11 +124,10 @@ def corrupt_mnist(tmp_path, mnist_dir, how):
 
 
 @pytest.mark.parametrize("how", ["truncated", "magic", "count"])
-def test_corrupt_idx_is_one_line(tmp_path, mnist_dir, capsys, how):
+def test_corrupt_idx_is_one_line(tmp_path, mnist_dir, how, cli):
     folder = corrupt_mnist(tmp_path, mnist_dir, how)
-    code, _, err = run_cli(
-        ["train", "--data", "mnist", "--data-dir", str(folder), "--out", str(tmp_path / "o")],
-        capsys,
+    code, _, err = cli(
+        ["train", "--data", "mnist", "--data-dir", str(folder), "--out", str(tmp_path / "o")]
     )
     assert code == 1
     assert err.count("\n") == 1 and "t10k-labels" in err and "Traceback" not in err
@@ -168,21 +153,21 @@ def test_corrupt_idx_is_one_line(tmp_path, mnist_dir, capsys, how):
         (["--lr", "1e30", "--divergence", "0", "--epochs", "3"], "non-finite loss at epoch 1"),
     ],
 )
-def test_bad_input_is_one_line_and_non_zero(tmp_path, capsys, args, message):
-    code, _, err = run_cli(["train", "--out", str(tmp_path / "o"), "--quiet", *args], capsys)
+def test_bad_input_is_one_line_and_non_zero(tmp_path, args, message, cli):
+    code, _, err = cli(["train", "--out", str(tmp_path / "o"), "--quiet", *args])
     assert code != 0
     assert message in err
     assert err.startswith("digitlab: error:") and err.count("\n") == 1, err
 
 
-def test_eval_rejects_a_file_that_is_not_a_model(tmp_path, capsys):
+def test_eval_rejects_a_file_that_is_not_a_model(tmp_path, cli):
     (tmp_path / "x.npz").write_text("not a model")
-    code, _, err = run_cli(["eval", str(tmp_path / "x.npz")], capsys)
+    code, _, err = cli(["eval", str(tmp_path / "x.npz")])
     assert code == 1 and "not a digitlab model file" in err and err.count("\n") == 1
 
 
-def test_gradcheck_passes_builtin_and_names_a_planted_bug(tmp_path, capsys):
-    code, out, err = run_cli(["gradcheck", "--hidden", "16,8", "--activation", "tanh"], capsys)
+def test_gradcheck_passes_builtin_and_names_a_planted_bug(tmp_path, cli):
+    code, out, err = cli(["gradcheck", "--hidden", "16,8", "--activation", "tanh"])
     assert code == 0, err
     assert "PASS" in out
     plugin = tmp_path / "bad.py"
@@ -194,46 +179,40 @@ def test_gradcheck_passes_builtin_and_names_a_planted_bug(tmp_path, capsys):
         "@f.derivative\n"
         "def _(z):\n    return f(z) * f(1 - z)\n"  # s(z) s(1 - z): the classic slip
     )
-    code, out, _ = run_cli(
+    code, out, _ = cli(
         ["gradcheck", "--plugin", str(plugin), "--activation", "planted_sigmoid_bug",
-         "--hidden", "8"],
-        capsys,
-    )  # fmt: skip
+         "--hidden", "8"])  # fmt: skip
     assert code == 1
     assert "FAIL: activation planted_sigmoid_bug" in out
     assert "the error enters at: planted_sigmoid_bug1" in out
 
 
-def test_collapse_alarm_on_a_funnel_with_large_init(tmp_path, capsys):
+def test_collapse_alarm_on_a_funnel_with_large_init(tmp_path, cli):
     out_dir = tmp_path / "run"
-    code, out, err = run_cli(
+    code, out, err = cli(
         ["train", "--hidden", "48,32,24,18,14", "--activation", "relu", "--init", "normal",
          "--init-param", "std=1", "--batch-size", "25", "--epochs", "5", "--out", str(out_dir),
-         "--quiet"],
-        capsys,
-    )  # fmt: skip
+         "--quiet"])  # fmt: skip
     assert code == 0, err
     assert "class collapse" in out
     findings = json.loads((out_dir / "diagnostics.json").read_text())
     assert "class collapse" in {f["kind"] for f in findings}
-    code, out, _ = run_cli(["diagnose", str(out_dir)], capsys)
+    code, out, _ = cli(["diagnose", str(out_dir)])
     assert code == 0 and "class collapse" in out and "usual remedies" in out
 
 
-def test_saturation_alarm_on_inverted_mnist_with_a_large_rate(tmp_path, mnist_dir, capsys):
-    code, out, err = run_cli(
+def test_saturation_alarm_on_inverted_mnist_with_a_large_rate(tmp_path, mnist_dir, cli):
+    code, out, err = cli(
         ["train", "--data", "mnist", "--data-dir", str(mnist_dir), "--invert", "--hidden", "30",
          "--activation", "sigmoid", "--loss", "quadratic", "--output-activation", "sigmoid",
          "--lr", "3", "--batch-size", "10", "--epochs", "1", "--train-per-class", "300",
-         "--out", str(tmp_path / "run"), "--quiet"],
-        capsys,
-    )  # fmt: skip
+         "--out", str(tmp_path / "run"), "--quiet"])  # fmt: skip
     assert code == 0, err
     assert "saturation" in out and "standardise the inputs" in out
 
 
-def test_diagnose_needs_a_run_folder(tmp_path, capsys):
-    code, _, err = run_cli(["diagnose", str(tmp_path)], capsys)
+def test_diagnose_needs_a_run_folder(tmp_path, cli):
+    code, _, err = cli(["diagnose", str(tmp_path)])
     assert code == 1 and "history.jsonl: no such file" in err
 
 

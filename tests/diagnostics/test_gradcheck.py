@@ -4,7 +4,6 @@ dropout mask and untouched running statistics; a planted wrong derivative still 
 import numpy as np
 import pytest
 
-from digitlab.cli import main
 from digitlab.core.activations import ACTIVATIONS
 from digitlab.core.model import build_model
 from digitlab.diagnostics.gradcheck import check_model
@@ -30,20 +29,10 @@ PLANTED = (
 )
 
 
-def run_cli(args, capsys):
-    try:
-        main(args)
-        code = 0
-    except SystemExit as done:
-        code = done.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_batchnorm_and_dropout_pass_from_the_cli(tmp_path, capsys):
+def test_batchnorm_and_dropout_pass_from_the_cli(tmp_path, cli):
     config = tmp_path / "bn.toml"
     config.write_text(BN_DROPOUT.format(plugins="", activation="tanh"))
-    code, out, err = run_cli(["gradcheck", "--config", str(config)], capsys)
+    code, out, err = cli(["gradcheck", "--config", str(config)])
     assert code == 0, out + err
     assert "PASS: every gradient matches" in out
     assert "layer batchnorm1" in out and "layer dense1" in out
@@ -58,14 +47,14 @@ def registry():
     ACTIVATIONS.update(saved)
 
 
-def test_a_wrong_derivative_in_that_model_fails_and_is_named(tmp_path, capsys, registry):
+def test_a_wrong_derivative_in_that_model_fails_and_is_named(tmp_path, registry, cli):
     plugin = tmp_path / "planted.py"
     plugin.write_text(PLANTED)
     config = tmp_path / "bad.toml"
     config.write_text(
         BN_DROPOUT.format(plugins=f"plugins = [{str(plugin)!r}]", activation="planted_tanh_bug")
     )
-    code, out, _ = run_cli(["gradcheck", "--config", str(config)], capsys)
+    code, out, _ = cli(["gradcheck", "--config", str(config)])
     assert code == 1
     assert "FAIL: activation planted_tanh_bug" in out
     assert "the error enters at: planted_tanh_bug1" in out
