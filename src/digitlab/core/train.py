@@ -12,45 +12,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from digitlab.core.arrays import as_model_data
 from digitlab.core.evaluation import Evaluation, History, evaluate
 from digitlab.core.guards import loss_problem
+from digitlab.core.hooks import BatchCallback, EpochCallback, Monitor, Step
 from digitlab.core.losses import get_loss
 from digitlab.core.optim import Optimizer
 from digitlab.errors import NumericError
-
-EpochCallback = Callable[[dict[str, float], Any], None]
-BatchCallback = Callable[[int, int, int], None]
-
-
-@dataclass
-class Step:
-    """What a monitor sees of one batch: before the update, the gradients are fresh."""
-
-    epoch: int  # 0-based
-    batch: int  # 1-based within the epoch
-    batches: int  # in this epoch
-    loss: float
-    logits: np.ndarray
-    y: np.ndarray
-    model: Any
-    optimizer: Optimizer
-
-
-class Monitor(Protocol):
-    """Cheap per-batch observers (see digitlab.diagnostics.monitors); never change training."""
-
-    def before_update(self, step: Step) -> None: ...
-
-    def after_update(self, step: Step) -> None: ...
-
-    def end_epoch(
-        self, epoch: int, model: Any, validation: Evaluation | None
-    ) -> dict[str, float]: ...
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Training monitors: cheap numbers per layer and per epoch, recorded in the history.
 
-Each monitor implements digitlab.core.train.Monitor. They read arrays the step already has
+Each monitor implements digitlab.core.hooks.Monitor. They read arrays the step already has
 (gradients, the pre-activations z cached for backward, the validation predictions) and do the
 heavier work only on about 20 batches an epoch, so together they cost a few percent of training
 (benchmarks/monitor_cost.py measures it). Their keys in each epoch's record:
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from digitlab.core.evaluation import Evaluation
-from digitlab.core.train import Step
+from digitlab.core.hooks import Step
 
 SATURATED = 0.01  # |f'(z)| below this: the unit barely passes a gradient
 

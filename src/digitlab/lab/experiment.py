@@ -16,18 +16,12 @@ import numpy as np
 
 from digitlab.core.activations import ACTIVATIONS
 from digitlab.core.evaluation import Evaluation, History, evaluate
+from digitlab.core.hooks import BatchCallback, EpochCallback
 from digitlab.core.model import Sequential, build_model
 from digitlab.core.optim import Optimizer, get_optimizer
 from digitlab.core.schedules import batch_size_schedule, get_schedule
 from digitlab.core.specs import mlp_spec
-from digitlab.core.train import (
-    BatchCallback,
-    EpochCallback,
-    TrainHooks,
-    TrainOptions,
-    TrainState,
-    fit,
-)
+from digitlab.core.train import TrainHooks, TrainOptions, TrainState, fit
 from digitlab.data import Split, Splits, build_pipeline, load_dataset, make_splits
 from digitlab.data.augment import build_augment
 from digitlab.diagnostics.alarms import find
