@@ -1,10 +1,12 @@
 """Run recipes to the end and print the alarms each raises: a check that none cries wolf.
 
     .venv/bin/python scripts/recipe_alarms.py [RECIPE ...] [--epochs N] [--train-first N]
+        [--data-dir DIR]
 
 Without RECIPE, every recipes/*.toml (the MNIST ones take minutes to an hour each: name the
 ones you want). Run from the repository root, as the recipes name their data folder relative
-to it. --epochs and --train-first shorten a run (the alarms then speak of that shorter run).
+to it. --epochs and --train-first shorten a run (the alarms then speak of that shorter run);
+--data-dir names the MNIST folder for the MNIST recipes.
 Each recipe trains into a temporary folder; per recipe it prints the warnings (kind and
 message) the run's whole history raises, the alarms withdrawn at the end, and the best epochs.
 tests/test_recipe_alarms.py does the same for the 8x8 digits recipes, which are fast.
@@ -27,10 +29,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def recipe_findings(
-    recipe: Path, epochs: int | None = None, train_first: int | None = None
+    recipe: Path,
+    epochs: int | None = None,
+    train_first: int | None = None,
+    data_dir: str | None = None,
 ) -> tuple[int, list[Finding]]:
     """Train one recipe (shortened if asked) and return its epochs and every finding."""
     values = read_config_file(recipe)
+    if data_dir is not None and values.get("data") == "mnist":
+        values["data_dir"] = data_dir
     if epochs is not None:
         values["epochs"] = epochs
     if train_first is not None:
@@ -45,13 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("recipes", nargs="*", type=Path)
     parser.add_argument("--epochs", type=int, help="train this many epochs instead")
     parser.add_argument("--train-first", type=int, help="keep the first N training images")
+    parser.add_argument("--data-dir", help="the folder of the MNIST files")
     args = parser.parse_args(argv)
     recipes = args.recipes or sorted((ROOT / "recipes").glob("*.toml"))
     failed = 0
     for recipe in recipes:
         started = time.perf_counter()
         try:
-            epochs, findings = recipe_findings(recipe, args.epochs, args.train_first)
+            epochs, findings = recipe_findings(recipe, args.epochs, args.train_first, args.data_dir)
         except DigitlabError as error:
             print(f"{recipe.name}: error: {error}")
             failed += 1

@@ -123,4 +123,6 @@ def test_class_balance_records_the_shares_and_the_validation_size():
     predictions = np.array([2, 2, 2, 0, 0, 1, 2, 2])  # class 2: 5 of 8, then class 0: 2
     result = Evaluation(0.5, 0.5, predictions, np.full((8, 3), 1 / 3), 8)
     record = ClassBalance().end_epoch(0, None, result)
-    assert record == {"top_class_share": 5 / 8, "top2_class_share": 7 / 8, "val_examples": 8.0}
+    assert record == {
+        "top_class_share": 5 / 8, "top2_class_share": 7 / 8, "val_examples": 8.0, "classes": 3.0
+    }  # fmt: skip

@@ -1,17 +1,25 @@
 """Findings: what the monitors' numbers in a history say, in plain words, with advice.
 
 `find(records)` reads the per-epoch records (history.jsonl's lines) and returns Findings, each
-with the likely causes and the usual remedies. It only reads: nothing here changes a run.
+with the likely causes and the usual remedies. It only reads: nothing here changes a run. The
+checks on trends across epochs, layers and steps, and against chance, are in trends.py.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
-COLLAPSE_SHARE = 0.5  # half of all predictions in one class (of 10 or so) is not learning
+from digitlab.diagnostics.findings import COLLAPSE_SHARE, Finding
+from digitlab.diagnostics.trends import (
+    depth_scale,
+    exact_zeros,
+    growing_over_epochs,
+    near_chance,
+    update_ratio,
+)
+
 SATURATED_SHARE = 0.5
 SATURATION_EPOCHS = 3  # saturation is judged in the first epochs only
 DEAD_SHARE = 0.5
@@ -21,19 +29,6 @@ SPIKE_SHARE = 0.002  # and more than 0.2% of all batches
 GROWTH = 3.0  # last hidden layer's weight norm over the first's, for nets of 3+ hidden layers
 NOISE = 2.0  # a validation loss rise within this many standard errors is noise
 LOSS_CAP = 10.0  # per-example loss assumed at most this in bounding its spread (p = 5e-5)
-
-
-@dataclass
-class Finding:
-    kind: str
-    epoch: int
-    message: str
-    causes: list[str] = field(default_factory=list)
-    remedies: list[str] = field(default_factory=list)
-    severity: str = "warning"  # or "info"
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _layers(records: list[dict[str, Any]], suffix: str) -> list[str]:
@@ -313,7 +308,19 @@ def overfitting(records: list[dict[str, Any]]) -> list[Finding]:
     return findings
 
 
-CHECKS = (collapse, saturation, dead_units, growing_weights, spikes, overfitting)
+CHECKS = (
+    collapse,
+    near_chance,
+    saturation,
+    dead_units,
+    depth_scale,
+    growing_weights,
+    growing_over_epochs,
+    update_ratio,
+    spikes,
+    overfitting,
+    exact_zeros,
+)
 
 
 def find(records: list[dict[str, Any]]) -> list[Finding]:
