@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from digitlab.core.batchnorm import BatchNorm
 from digitlab.core.evaluation import Evaluation
 from digitlab.core.hooks import Step
 from digitlab.core.optim import Adam, Optimizer, RMSprop
@@ -89,13 +90,19 @@ class LayerStats:
         if not self._sampled(step):
             return
         first = step.epoch == 0 and step.batch == 1  # no step taken yet: the scales at init
+        # a batch norm takes out the mean over the batch: the bias before it gets no gradient
+        normed = {
+            f"{node.inputs[0]}.b"
+            for node in getattr(step.model, "nodes", [])
+            if isinstance(node.layer, BatchNorm)
+        }
         for name, param, grad in step.model.parameters():
             norm = _norm(grad)
             self._add(f"{name}.grad_norm", norm)
             if name.endswith(".w"):
                 self._before[name] = param.copy()
-            elif grad.ndim == 1 and name.endswith((".b", ".beta")):
-                rms = norm / np.sqrt(grad.size)
+            elif grad.ndim == 1 and name.endswith((".b", ".beta")) and name not in normed:
+                rms = norm / float(np.sqrt(grad.size))
                 self._add(f"{name}.grad_rms", rms)
                 if first:
                     self.initial[f"{name}.grad_rms_at_init"] = rms

@@ -176,7 +176,10 @@ def depth_scale(records: Records) -> list[Finding]:
     last = records[-1]
     init = _scales(records[0], at_init=True)
     now = _depth_now(records)
-    if not now:
+    measured = (
+        len(_keys(last, "std")) >= DEPTH_LAYERS or len(_keys(last, "grad_rms")) > DEPTH_LAYERS
+    )
+    if not now and (measured or not init):
         if init:
             return [
                 Finding(
