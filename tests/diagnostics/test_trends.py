@@ -188,8 +188,9 @@ def at_chance(accuracies, losses=None, n=1000.0, top=0.15):
     ("accuracies", "losses", "top", "fires"),
     [
         ((0.1, 0.1, 0.1), None, 0.15, True),
-        ((0.1, 0.128, 0.072), None, 0.15, True),  # within noise either way
-        ((0.1, 0.1, 0.129), None, 0.15, False),  # beyond it
+        ((0.1, 0.15, 0.135), None, 0.15, True),  # the mean within noise: 12.83%
+        ((0.1, 0.15, 0.137), None, 0.15, False),  # beyond it: 12.90%
+        ((0.09, 0.05, 0.075), None, 0.15, True),  # below chance: 7.17%
         ((0.1, 0.1), None, 0.15, False),  # two epochs
         ((0.1, 0.1, 0.1), None, 0.5, False),  # one class wins: the collapse alarm's
         ((0.1, 0.1, 0.1), (2.3, 2.3, 0.89 * math.log(10)), 0.15, False),  # loss well under ln 10

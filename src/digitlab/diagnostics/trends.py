@@ -48,6 +48,12 @@ def _withdrawn(
     ]
 
 
+def _listed(items: list[str], limit: int = 4) -> str:
+    """Items joined with commas, the first `limit` of them and how many more."""
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
 def _keys(record: dict[str, Any], suffix: str) -> list[str]:
     """Names having `<name>.<suffix>` keys in the record, in network order."""
     return [key[: -len(suffix) - 1] for key in record if key.endswith(f".{suffix}")]
@@ -86,10 +92,12 @@ def growing_over_epochs(records: Records) -> list[Finding]:
             f"steadily (by epoch {int(last['epoch'])})",
         )  # fmt: skip
     start = int(records[-GROWTH_EPOCHS - 1]["epoch"])
-    listed = ", ".join(
-        f"{name} {norms[0]:.3g} -> {norms[-1]:.3g} "
-        f"(+{100 * ((norms[-1] / norms[0]) ** (1 / GROWTH_EPOCHS) - 1):.1f}% an epoch)"
-        for name, norms in growing.items()
+    listed = _listed(
+        [
+            f"{name} {norms[0]:.3g} -> {norms[-1]:.3g} "
+            f"(+{100 * ((norms[-1] / norms[0]) ** (1 / GROWTH_EPOCHS) - 1):.1f}% an epoch)"
+            for name, norms in growing.items()
+        ]
     )
     accuracy = ""
     if "val_accuracy" in last:
@@ -257,9 +265,11 @@ def update_ratio(records: Records) -> list[Finding]:
             )
             findings += _withdrawn(records, _ratio_side(side), f"update ratio too {side}", later)
             continue
-        listed = ", ".join(
-            f"{name} {int(run)} steps, mean {ratio:.2g}"
-            for name, (run, ratio) in runs[side].items()
+        listed = _listed(
+            [
+                f"{name} {int(run)} steps, mean {ratio:.2g}"
+                for name, (run, ratio) in runs[side].items()
+            ]
         )
         if side == "high":
             message = (
@@ -300,28 +310,26 @@ def update_ratio(records: Records) -> list[Finding]:
 
 
 def _chance(records: Records) -> dict[str, float] | None:
-    """The last CHANCE_EPOCHS records' worst accuracy and lowest loss, if each is at chance:
-    accuracy within CHANCE_SIGMAS standard errors of 1/k, loss at least CHANCE_LOSS ln k, and
-    no class taking half of the predictions (that is a collapse)."""
+    """The last CHANCE_EPOCHS records' mean accuracy and lowest loss, if they are at chance: the
+    mean accuracy within CHANCE_SIGMAS standard errors of one epoch's accuracy (the epochs'
+    results are not independent) of 1/k, each loss at least CHANCE_LOSS ln k, and no class
+    taking half of the predictions (that is a collapse)."""
     if len(records) < CHANCE_EPOCHS:
         return None
     window = records[-CHANCE_EPOCHS:]
     split = "val" if "val_accuracy" in window[-1] else "train"
-    accuracies, losses = [], []
-    for record in window:
-        k, n = record.get("classes"), record.get("val_examples")
-        if not k or f"{split}_accuracy" not in record or f"{split}_loss" not in record:
-            return None
-        if record.get("top_class_share", 0.0) >= COLLAPSE_SHARE:
-            return None
-        chance = 1 / k
-        noise = CHANCE_SIGMAS * math.sqrt(chance * (1 - chance) / n) if n else 0.03
-        accuracy, loss = record[f"{split}_accuracy"], record[f"{split}_loss"]
-        if abs(accuracy - chance) > noise or loss < CHANCE_LOSS * math.log(k):
-            return None
-        accuracies.append(accuracy)
-        losses.append(loss)
-    return {"k": window[-1]["classes"], "accuracy": max(accuracies), "loss": min(losses)}
+    k, n = window[-1].get("classes"), window[-1].get("val_examples")
+    if not k or any(f"{split}_accuracy" not in r or f"{split}_loss" not in r for r in window):
+        return None
+    if any(r.get("top_class_share", 0.0) >= COLLAPSE_SHARE for r in window):
+        return None
+    loss = min(r[f"{split}_loss"] for r in window)
+    accuracy = sum(r[f"{split}_accuracy"] for r in window) / CHANCE_EPOCHS
+    chance = 1 / k
+    noise = CHANCE_SIGMAS * math.sqrt(chance * (1 - chance) / n) if n else 0.03
+    if abs(accuracy - chance) > noise or loss < CHANCE_LOSS * math.log(k):
+        return None
+    return {"k": k, "accuracy": accuracy, "loss": loss}
 
 
 def near_chance(records: Records) -> list[Finding]:
@@ -341,7 +349,7 @@ def near_chance(records: Records) -> list[Finding]:
             "near chance",
             int(last["epoch"]),
             f"accuracy at chance for {k} classes ({100 / k:.1f}%) in epochs "
-            f"{int(records[-CHANCE_EPOCHS]['epoch'])}-{int(last['epoch'])}: at most "
+            f"{int(records[-CHANCE_EPOCHS]['epoch'])}-{int(last['epoch'])}: mean "
             f"{100 * at['accuracy']:.2f}%, loss at least {at['loss']:.4f} (ln {k} = "
             f"{math.log(k):.4f}), predictions spread over the classes",
             causes=[
