@@ -53,11 +53,13 @@ def ratio_high(optimizer: Optimizer) -> float:
 
 
 def _norm(a: np.ndarray) -> float:
-    """Euclidean norm: one BLAS dot product; redone in float64 if float32 overflowed."""
+    """Euclidean norm: one BLAS dot product; redone in float64 if float32 overflowed, or
+    underflowed to 0 (entries under 1e-19 square to nothing: a vanishing gradient's size)."""
     flat = a.ravel()
     with np.errstate(over="ignore"):  # a float32 overflow is caught just below and redone
         square = float(np.dot(flat, flat))
-    if not np.isfinite(square) and np.isfinite(flat).all():
+    redo = square == 0 and flat.any() or not np.isfinite(square) and np.isfinite(flat).all()
+    if redo:
         square = float(np.dot(flat.astype(np.float64), flat.astype(np.float64)))
     return float(np.sqrt(square))
 
@@ -112,7 +114,7 @@ class LayerStats:
             if a is None:
                 continue
             slope = np.abs(lay.slope())
-            std = float(a.std())
+            std = float(a.std(dtype=np.float64))  # float32 squares of tiny values underflow
             self._add(f"{lay.name}.mean", float(a.mean()))
             self._add(f"{lay.name}.std", std)
             if first:
