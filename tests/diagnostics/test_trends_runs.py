@@ -187,3 +187,22 @@ def test_a_checkpoint_in_the_first_epoch_keeps_the_new_numbers():
     whole, resumed = train(), train(stop_at=2)
     assert "relu1.std_at_init" in whole[0] and "dense1.w.ratio_low_run" in whole[-1]
     assert resumed == whole
+
+
+def test_exact_zeros_reach_the_history_the_diagnostics_and_the_report(cli, tmp_path):
+    """Three of the 64 pixels: most images are all zero there, so z = b, and b stays exactly 0
+    for units ReLU's f'(0) = 0 never lets a gradient through (Q4)."""
+    folder = tmp_path / "run"
+    args = ["train", "--data", "digits", "--pixel-subset", "3", "--hidden", "20,20"]
+    code, _, _ = cli([*args, "--epochs", "3", "--quiet", "--out", str(folder)])
+    assert code == 0
+    history = [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines()]
+    assert history[0]["relu1.zeros"] > 0
+    # the share is of the z entries on the sampled batches: 1,294 images in 41 batches of 32,
+    # every 2nd sampled (batches 1, 3, ..., 41, the last of 14): 654 rows x 20 units
+    assert history[0]["relu1.zeros"] / history[0]["relu1.zero_share"] == pytest.approx(654 * 20)
+    saved = {f["kind"]: f for f in json.loads((folder / "diagnostics.json").read_text())}
+    total = int(sum(r["relu1.zeros"] for r in history))
+    assert f"relu1 {total:,} in " in saved["exact zeros"]["message"]
+    assert saved["exact zeros"]["severity"] == "info"
+    assert "pre-activations z exactly 0" in (folder / "report.html").read_text()

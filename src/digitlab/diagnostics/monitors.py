@@ -14,10 +14,9 @@ heavier work only on about 20 batches an epoch, so together they cost a few perc
   ratio_high();
 - `<activation layer>.mean` / `.std` of its outputs, `.dead` (share of units, or channels of
   images, whose f'(z) is 0 on every example of a batch: ReLU units that never fire) and
-  `.saturated` (share of
-  (example, unit) pairs with 0 < |f'(z)| < 0.01: sigmoid or tanh pinned near 0 or 1),
-  `.zeros` and `.zero_share`: how many pre-activations z of the sampled batches were exactly 0,
-  where f'(z) is the value chosen at the kink (ReLU: 0), and their share;
+  `.saturated` (share of (example, unit) pairs with 0 < |f'(z)| < 0.01: sigmoid or tanh
+  pinned near 0 or 1), `.zeros` and `.zero_share`: how many pre-activations z of the sampled
+  batches were exactly 0, where f'(z) is the value chosen at the kink (ReLU: 0), and their share;
 - in the first epoch's record, the same per-layer scales before any step (`<layer>.std_at_init`,
   `<bias>.grad_rms_at_init`): the first batch's forward and backward, seen before its update;
 - `loss_spikes`: batches whose loss jumped far above its recent trend;
@@ -58,8 +57,8 @@ def _norm(a: np.ndarray) -> float:
     flat = a.ravel()
     with np.errstate(over="ignore"):  # a float32 overflow is caught just below and redone
         square = float(np.dot(flat, flat))
-    redo = square == 0 and flat.any() or not np.isfinite(square) and np.isfinite(flat).all()
-    if redo:
+    underflowed = square == 0 and flat.any()
+    if underflowed or (not np.isfinite(square) and np.isfinite(flat).all()):
         square = float(np.dot(flat.astype(np.float64), flat.astype(np.float64)))
     return float(np.sqrt(square))
 

@@ -234,9 +234,9 @@ def _ratio_runs(records: Records) -> dict[str, dict[str, tuple[float, float]]]:
     and the training loss has not halved since epoch 1 (a converged or annealed run is slow on
     purpose)."""
     last, first = records[-1], records[0]
-    slow_ok = last.get("learning_rate", 0.0) * RATIO_LOWERED >= first.get(
-        "learning_rate", 0.0
-    ) and last.get("train_loss", 0.0) > RATIO_PROGRESS * first.get("train_loss", 0.0)
+    rate_kept = last.get("learning_rate", 0.0) * RATIO_LOWERED >= first.get("learning_rate", 0.0)
+    stuck = last.get("train_loss", 0.0) > RATIO_PROGRESS * first.get("train_loss", 0.0)
+    slow_ok = rate_kept and stuck
     found: dict[str, dict[str, tuple[float, float]]] = {"high": {}, "low": {}}
     for name in _keys(last, "ratio_high_run"):
         ratio = last.get(f"{name}.update_ratio", 0.0)
