@@ -39,6 +39,7 @@ from digitlab.core.hooks import Step
 from digitlab.core.optim import Adam, Optimizer, RMSprop
 
 SATURATED = 0.01  # |f'(z)| below this: the unit barely passes a gradient
+TINY = 1e-15  # a float32 std below this is recomputed in float64 (3x the time of float32)
 RATIO_LOW = 1e-4  # an update/weight ratio below this barely moves the weights
 # Above this a step rewrites a tenth of the weights: healthy SGD runs peak at 2-7e-2 in their
 # first epoch. Adam's step is about the rate per weight whatever the gradient, so its ratio is
@@ -113,7 +114,9 @@ class LayerStats:
             if a is None:
                 continue
             slope = np.abs(lay.slope())
-            std = float(a.std(dtype=np.float64))  # float32 squares of tiny values underflow
+            std = float(a.std())
+            if std < TINY:  # float32 squares of values under 1e-19 underflow: redo in float64
+                std = float(a.std(dtype=np.float64))
             self._add(f"{lay.name}.mean", float(a.mean()))
             self._add(f"{lay.name}.std", std)
             if first:
