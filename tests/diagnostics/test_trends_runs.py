@@ -206,3 +206,26 @@ def test_exact_zeros_reach_the_history_the_diagnostics_and_the_report(cli, tmp_p
     assert f"relu1 {total:,} in " in saved["exact zeros"]["message"]
     assert saved["exact zeros"]["severity"] == "info"
     assert "pre-activations z exactly 0" in (folder / "report.html").read_text()
+
+
+def test_a_loss_summed_over_the_batch_makes_steps_too_large(tmp_path):
+    """D4: the sum over a batch of 32 instead of the mean is a rate 32x too high."""
+    from digitlab.core.losses import LOSSES, loss
+
+    @loss("summed_test")
+    def summed(logits, y):
+        value, dlogits = LOSSES["softmax_cross_entropy"](logits, y)
+        return value * len(y), dlogits * len(y)
+
+    values = {"data": "digits", "activation": "tanh", "epochs": 5}
+    assert "update ratio too high" in warnings(trained(values | {"loss": "summed_test"}, tmp_path))
+    assert not NEW & set(warnings(trained(values, tmp_path / "mean")))
+
+
+@pytest.mark.parametrize(("lr", "kind"), [(0.001, None), (0.00001, "update ratio too low")])
+def test_adam_is_judged_at_its_own_scale(lr, kind, tmp_path):
+    """Adam's usual rate 1e-3 moves each weight by about 1e-3 a step: no alarm; 100x less is
+    too slow."""
+    values = {"data": "digits", "optimizer": "adam", "lr": lr, "epochs": 5}
+    found = NEW & set(warnings(trained(values, tmp_path)))
+    assert kind in found if kind else not found
