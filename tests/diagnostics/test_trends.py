@@ -74,6 +74,17 @@ def test_a_healthy_net_growing_ever_slower_is_no_alarm():
         assert "weights grow across epochs withdrawn" not in infos(records[:epoch]), epoch
 
 
+def test_growth_while_accuracy_climbs_is_a_net_leaving_a_plateau():
+    """recipes/sweeps/digits_funnel.toml's funnel at std 0.1: stuck near chance for 5 epochs,
+    then its weights grow faster for a while as accuracy climbs from 58% to 92%."""
+    records = with_norms([0.05] * 6)
+    for record, accuracy in zip(records, np.linspace(0.58, 0.92, 7), strict=True):
+        record["val_accuracy"] = float(accuracy)
+    assert "weights grow across epochs" not in warnings(records)
+    records[-1]["val_accuracy"] = 0.58 + 0.031  # within 2 standard errors (0.0312 on 1,000)
+    assert "weights grow across epochs" in warnings(records)
+
+
 def test_growth_that_stops_withdraws_the_alarm():
     records = with_norms([0.05] * 6 + [0.001] * 6)
     assert "weights grow across epochs" in warnings(records[:7])

@@ -59,11 +59,26 @@ def _keys(record: dict[str, Any], suffix: str) -> list[str]:
     return [key[: -len(suffix) - 1] for key in record if key.endswith(f".{suffix}")]
 
 
+def _accuracy_rose(start: dict[str, Any], end: dict[str, Any]) -> bool:
+    """Whether accuracy (validation, else training) rose from one record to a later one by more
+    than 2 standard errors of one epoch's validation accuracy (at least one point)."""
+    split = "val" if "val_accuracy" in end else "train"
+    before, after = start.get(f"{split}_accuracy"), end.get(f"{split}_accuracy")
+    if before is None or after is None:
+        return False
+    n = end.get("val_examples")
+    noise = 2 * math.sqrt(before * (1 - before) / n) if n and split == "val" else 0.0
+    return bool(after - before > max(noise, 0.01))
+
+
 def _growth(records: Records) -> dict[str, list[float]]:
-    """Weights whose norm rose steadily over the last GROWTH_EPOCHS epochs: their norms."""
+    """Weights whose norm rose steadily over the last GROWTH_EPOCHS epochs while accuracy did
+    not rise: their norms."""
     if len(records) < GROWTH_EPOCHS + 1:
         return {}
     window = records[-GROWTH_EPOCHS - 1 :]
+    if _accuracy_rose(window[0], window[-1]):
+        return {}  # a net leaving a plateau grows its weights fast while it learns
     found = {}
     for name in _keys(window[-1], "norm"):
         norms = [r.get(f"{name}.norm", 0.0) for r in window]
@@ -78,11 +93,13 @@ def _growth(records: Records) -> dict[str, list[float]]:
 
 
 def growing_over_epochs(records: Records) -> list[Finding]:
-    """A weight norm rising by 2% or more every epoch for six epochs, and not slowing down.
+    """A weight norm rising by 2% or more every epoch for six epochs, not slowing down, while
+    accuracy does not rise.
 
     A freshly initialised net's weights grow fast at first and ever slower (the healthy
-    recipes: +5-50% in epoch 2, under 2% an epoch by epoch 10-20); steady or quickening growth
-    is the loss pushing the logits outward without end (M14).
+    recipes: +5-50% in epoch 2, under 2% an epoch by epoch 10-20), and a net leaving a plateau
+    grows them faster for a while as its accuracy climbs; steady or quickening growth with no
+    gain is the loss pushing the logits outward without end (M14).
     """
     growing = _growth(records)
     last = records[-1]
