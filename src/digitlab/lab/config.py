@@ -37,7 +37,7 @@ from pydantic.fields import FieldInfo
 from digitlab.core.activations import ACTIVATIONS, check_params
 from digitlab.core.init import INITIALISERS
 from digitlab.core.losses import LOSSES
-from digitlab.core.optim import OPTIMIZERS
+from digitlab.core.optim import OPTIMIZERS, Optimizer, get_optimizer
 from digitlab.core.schedules import SCHEDULES
 from digitlab.data.augment import build_augment
 from digitlab.errors import ConfigError
@@ -308,3 +308,14 @@ def to_dict(config: Config) -> dict[str, Any]:
         entry = getattr(config, key)
         out[key] = None if entry is None else {"name": entry.name, **entry.params}
     return out
+
+
+def make_optimizer(config: Config) -> Optimizer:
+    """The optimizer a config names, with its rate, penalties and parameters."""
+    return get_optimizer(
+        config.optimizer.name,
+        config.learning_rate,
+        l1=config.l1,
+        l2=config.l2,
+        **config.optimizer.params,
+    )

@@ -18,7 +18,6 @@ from digitlab.core.activations import ACTIVATIONS
 from digitlab.core.evaluation import Evaluation, History, evaluate
 from digitlab.core.hooks import BatchCallback, EpochCallback
 from digitlab.core.model import Sequential, build_model
-from digitlab.core.optim import Optimizer, get_optimizer
 from digitlab.core.schedules import batch_size_schedule, get_schedule
 from digitlab.core.specs import mlp_spec
 from digitlab.core.train import TrainHooks, TrainOptions, TrainState, fit
@@ -29,7 +28,7 @@ from digitlab.diagnostics.gradcheck import GradientResult, check_activation, che
 from digitlab.diagnostics.monitors import default_monitors
 from digitlab.errors import ConfigError, DataError, DigitlabError, NumericError
 from digitlab.lab.checkpoint import Session, read_checkpoint, restore_session, save_checkpoint
-from digitlab.lab.config import Config, make_config, to_dict
+from digitlab.lab.config import Config, make_config, make_optimizer, to_dict
 from digitlab.lab.modelfile import MODEL_FILE, pipeline_record, save_model
 from digitlab.lab.runs import LiveRun, write_json, write_jsonl, write_npz
 from digitlab.stats import wilson_interval  # re-exported: callers import it from here
@@ -147,16 +146,6 @@ def build_from_config(
         if hasattr(lay, "rng"):  # dropout draws from the run's own stream
             lay.rng = rngs["dropout"]
     return model
-
-
-def make_optimizer(config: Config) -> Optimizer:
-    return get_optimizer(
-        config.optimizer.name,
-        config.learning_rate,
-        l1=config.l1,
-        l2=config.l2,
-        **config.optimizer.params,
-    )
 
 
 def new_session(config: Config, prepared: Prepared) -> Session:
