@@ -21,6 +21,7 @@ from digitlab.cli.report import report, tough
 from digitlab.cli.sweep import sweep
 from digitlab.cli.train import diagnose, gradcheck, train
 from digitlab.errors import DigitlabError
+from digitlab.lab.plugins import load_installed_plugins
 from digitlab.studio.command import studio_command
 
 
@@ -28,6 +29,7 @@ from digitlab.studio.command import studio_command
 @click.version_option(package_name="digitlab")
 def app() -> None:
     """digitlab: a from-scratch NumPy neural-network workbench for handwritten digits."""
+    load_installed_plugins()  # before any command, so help lists what installed packages register
 
 
 for command in (train, gradcheck, diagnose, eval_command, list_command, sweep, report, tough):
