@@ -52,11 +52,6 @@ def execute(notebook, kernels: Path, workdir: Path):
     return notebook
 
 
-def run_example(name: str, kernels: Path, tmp_path: Path):
-    nbformat = _require("nbformat")
-    return execute(nbformat.read(EXAMPLES / name, as_version=4), kernels, tmp_path)
-
-
 def outputs(notebook, kind: str) -> list[dict]:
     return [o for cell in notebook.cells for o in cell.get("outputs", []) if o.output_type == kind]
 
@@ -66,8 +61,7 @@ def html_outputs(notebook) -> str:
 
 
 def test_the_examples_are_there_and_kept_without_outputs():
-    names = [path.name for path in NOTEBOOKS]
-    assert names == ["01_tour.ipynb", "02_own_activation.ipynb", "03_compare_runs.ipynb"]
+    assert [path.name for path in NOTEBOOKS] == list(CHECKS)
     for path in NOTEBOOKS:
         notebook = json.loads(path.read_text())
         for cell in notebook["cells"]:
@@ -75,8 +69,7 @@ def test_the_examples_are_there_and_kept_without_outputs():
                 assert cell["outputs"] == [] and cell["execution_count"] is None, path.name
 
 
-def test_the_tour_runs_and_draws_live_curves_in_place(kernels, tmp_path):
-    notebook = run_example("01_tour.ipynb", kernels, tmp_path)
+def check_tour(notebook, workdir: Path) -> None:
     # LiveCurves: one figure, replaced each epoch, so the one output shows the last epoch
     (live,) = [o for o in outputs(notebook, "display_data") if "epoch" in o.data["text/plain"]]
     assert "image/png" in live.data
@@ -85,26 +78,39 @@ def test_the_tour_runs_and_draws_live_curves_in_place(kernels, tmp_path):
     assert "<b>History</b>: 15 epochs" in html
     assert "<b>Evaluation</b>: accuracy" in html
     assert "<b>Run</b> <code>runs/tour</code> (finished)" in html
-    assert (tmp_path / "runs" / "tour" / "metrics.json").is_file()
+    assert (workdir / "runs" / "tour" / "metrics.json").is_file()
     assert len(outputs(notebook, "display_data")) >= 3  # the matplotlib figures
 
 
-def test_the_activation_notebook_runs(kernels, tmp_path):
-    notebook = run_example("02_own_activation.ipynb", kernels, tmp_path)
+def check_activation(notebook, workdir: Path) -> None:
     text = "".join(o.get("text", "") for o in outputs(notebook, "stream"))
     assert "beta 2.0: relative error" in text and "passed: False" in text
     assert "<b>Evaluation</b>: accuracy" in html_outputs(notebook)
 
 
-def test_the_comparison_notebook_runs(kernels, tmp_path):
-    notebook = run_example("03_compare_runs.ipynb", kernels, tmp_path)
+def check_comparison(notebook, workdir: Path) -> None:
     text = "".join(o.get("text", "") for o in outputs(notebook, "stream"))
     assert "sigmoid " in text and "relu " in text and "95% interval" in text
     assert "exact McNemar p =" in text or "exactly the same digits" in text
 
 
-def test_a_failing_cell_fails_the_run(kernels, tmp_path):
+CHECKS = {
+    "01_tour.ipynb": check_tour,
+    "02_own_activation.ipynb": check_activation,
+    "03_compare_runs.ipynb": check_comparison,
+}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_every_example_runs_top_to_bottom(path, kernels, tmp_path):
     nbformat = _require("nbformat")
+    notebook = execute(nbformat.read(path, as_version=4), kernels, tmp_path)
+    assert all(cell.get("execution_count") for cell in notebook.cells if cell.cell_type == "code")
+    CHECKS.get(path.name, lambda notebook, workdir: None)(notebook, tmp_path)
+
+
+def test_a_failing_cell_fails_the_run(kernels, tmp_path):
+    _require("nbformat")
     from nbformat.v4 import new_code_cell, new_notebook
 
     cells = ["x = 1", "raise ValueError('a planted failure')", "print('never reached')"]
@@ -112,5 +118,4 @@ def test_a_failing_cell_fails_the_run(kernels, tmp_path):
     nbclient = _require("nbclient")
     with pytest.raises(nbclient.exceptions.CellExecutionError, match="a planted failure"):
         execute(notebook, kernels, tmp_path)
-    assert nbformat is not None
     assert notebook.cells[2].get("outputs", []) == []  # execution stopped at the failure
