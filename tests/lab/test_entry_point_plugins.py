@@ -44,6 +44,7 @@ def site(tmp_path, monkeypatch):
     root.mkdir()
     monkeypatch.syspath_prepend(str(root))
     monkeypatch.setattr(plugins, "_loaded_entry_points", set())
+    monkeypatch.setattr(plugins, "_installed", {"loaded": False})
     before = set(sys.modules)
     yield root
     for name in set(sys.modules) - before:
@@ -68,6 +69,7 @@ def test_an_installed_activation_is_listed_offered_checked_and_trained(site, cli
     assert code == 0, err
     # as in a new process, nothing loaded: loading the model loads the package
     plugins._loaded_entry_points.clear()
+    plugins._installed["loaded"] = False
     del sys.modules["dl_ep_cube"], ACTIVATIONS["ep_cube"]
     model, extra = load_model(run)
     assert extra["config"]["activation"]["name"] == "ep_cube"
