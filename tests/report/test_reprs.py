@@ -194,3 +194,15 @@ def test_a_run_folder_lists_its_alarms(tmp_path):
     page = Parsed(run._repr_html_())
     assert "class collapse" in page.all_text and "90% of validation predictions" in page.all_text
     assert page.links == []  # no report.html here
+
+
+def test_a_run_still_training_shows_its_state_and_history_so_far(tmp_path):
+    history = [{"epoch": 1, "train_loss": 0.9, "val_loss": 0.8, "val_accuracy": 0.7}]
+    live = {"state": "running", "epoch": 1, "epochs": 5}
+    run = RunFolder(
+        tmp_path, {"epochs": 5}, history, {}, None, FirstLayer("none", 0, None), None, live
+    )
+    page = Parsed(run._repr_html_())
+    assert "(running)" in page.all_text
+    assert len(page.tables) == 1  # settings only: no metrics yet
+    assert len(page.images) == 1  # the curves so far
