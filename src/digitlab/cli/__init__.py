@@ -22,6 +22,7 @@ from digitlab.cli.summary import summary_command
 from digitlab.cli.sweep import sweep
 from digitlab.cli.train import diagnose, gradcheck, train
 from digitlab.errors import DigitlabError
+from digitlab.lab.plugins import load_installed_plugins
 from digitlab.studio.command import studio_command
 
 
@@ -29,6 +30,7 @@ from digitlab.studio.command import studio_command
 @click.version_option(package_name="digitlab")
 def app() -> None:
     """digitlab: a from-scratch NumPy neural-network workbench for handwritten digits."""
+    load_installed_plugins()  # before any command, so help lists what installed packages register
 
 
 for command in (

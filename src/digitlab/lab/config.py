@@ -41,7 +41,7 @@ from digitlab.core.optim import OPTIMIZERS, Optimizer, get_optimizer
 from digitlab.core.schedules import SCHEDULES
 from digitlab.data.augment import build_augment
 from digitlab.errors import ConfigError
-from digitlab.lab.plugins import load_plugin
+from digitlab.lab.plugins import load_plugins
 
 
 class Entry(BaseModel):
@@ -241,13 +241,13 @@ class Config(BaseModel):
 def make_config(values: dict[str, Any]) -> Config:
     """Validate `values` into a Config, or raise a one-line ConfigError.
 
-    Plugin files named in `values` are imported first, so what they register validates.
+    Installed plugins and the plugin files named in `values` are imported first, so what they
+    register validates.
     """
     plugins = values.get("plugins") or []
     if not isinstance(plugins, list):
         raise ConfigError("plugins: expected a list of Python files")
-    for plugin in plugins:
-        load_plugin(plugin)
+    load_plugins(plugins)
     try:
         return Config(**values)
     except ValidationError as err:
