@@ -16,6 +16,7 @@ import click
 from rich.console import Console
 
 from digitlab.cli.evaluate import eval_command
+from digitlab.cli.predict import predict
 from digitlab.cli.registries import list_command
 from digitlab.cli.report import report, tough
 from digitlab.cli.sweep import sweep
@@ -33,6 +34,7 @@ def app() -> None:
 for command in (train, gradcheck, diagnose, eval_command, list_command, sweep, report, tough):
     app.add_command(command)
 app.add_command(studio_command)
+app.add_command(predict)  # cli/predict.py: a saved model's answers for image files
 
 
 def main(argv: list[str] | None = None) -> None:
