@@ -66,6 +66,19 @@ def test_every_kind_of_file_gives_the_digit(tmp_path, mnist):
             assert shifted_correlation(row, digit) > 0.8, (path.name, suffix, mode, white)
 
 
+def test_16_bit_images_keep_their_gray_levels(tmp_path, mnist):
+    """16-bit gray PNGs (ink 0..65535) give what the 8-bit file gives: Pillow's own conversion
+    to 8 bits would clip every level above 255 to full ink."""
+    digit = mnist.x_train[1].reshape(28, 28)
+    Image.fromarray(digit).save(tmp_path / "eight_bit.png")
+    expected = image_row(tmp_path / "eight_bit.png", (28, 28))
+    for white in (False, True):
+        deep = (255 - digit if white else digit).astype(np.uint16) * 257
+        Image.fromarray(deep).save(tmp_path / "deep.png")
+        assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+        np.testing.assert_array_equal(image_row(tmp_path / "deep.png", (28, 28)), expected)
+
+
 def test_a_folder_of_digit_images_loads_with_a_fixed_test_part(mnist_image_folder, mnist):
     dataset = load_image_folder(mnist_image_folder)
     assert dataset.name == mnist_image_folder.name

@@ -146,16 +146,17 @@ def ink_from_gray(gray: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarr
     gray = np.asarray(gray, dtype=np.float64)
     if alpha is not None and float(np.min(alpha)) < 255:
         return np.asarray(alpha, dtype=np.float64)
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if np.median(border) > 127:
-        gray = 255 - gray
-        border = 255 - border
-    return np.clip(gray - np.median(border), 0, None)
+    paper = float(np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])))
+    if paper > 127:
+        gray, paper = 255 - gray, 255 - paper
+    return np.clip(gray - paper, 0, None)
 
 
 def ink_from_image(image: Any) -> np.ndarray:
     """Ink (high = ink, 0..255) from a Pillow image of any mode (L, RGB, RGBA, P, 1, ...): its
     gray levels and alpha, as ink_from_gray reads them."""
+    if image.mode == "I" or image.mode.startswith("I;16"):  # 16-bit gray: convert() would clip
+        return ink_from_gray(np.asarray(image, dtype=np.float64) * (255 / 65535))
     rgba = image.convert("RGBA")
     gray = np.asarray(rgba.convert("L"), dtype=np.float64)
     alpha = np.asarray(rgba.getchannel("A"), dtype=np.float64)
