@@ -187,7 +187,7 @@ def test_no_images_at_all_is_one_line(tmp_path):
     empty.mkdir()
     assert message_of(empty).startswith(f"{empty}: no images and no class subfolders")
     save_digit(empty / "3.png", digit_stroke())
-    assert message_of(empty).startswith(f"{empty}: images but no class subfolders")
+    assert message_of(empty).startswith(f"{empty}: files but no class subfolders")
     assert message_of(tmp_path / "nowhere") == f"{tmp_path / 'nowhere'}: no such folder"
 
 

@@ -75,7 +75,7 @@ def class_files(folder: Path) -> dict[str, list[Path]]:
     entries = _visible(folder)
     classes = {entry.name: entry for entry in entries if entry.is_dir()}
     if not classes:
-        what = "images but no" if any(e.is_file() for e in entries) else "no images and no"
+        what = "files but no" if any(e.is_file() for e in entries) else "no images and no"
         raise DataError(
             f"{folder}: {what} class subfolders; put each class's images in a subfolder "
             f"named by its label (0, 1, ..., 9)"
