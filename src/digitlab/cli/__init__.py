@@ -16,6 +16,7 @@ import click
 from rich.console import Console
 
 from digitlab.cli.evaluate import eval_command
+from digitlab.cli.predict import predict
 from digitlab.cli.registries import list_command
 from digitlab.cli.report import report, tough
 from digitlab.cli.summary import summary_command
@@ -46,6 +47,7 @@ for command in (
 ):
     app.add_command(command)
 app.add_command(studio_command)
+app.add_command(predict)  # cli/predict.py: a saved model's answers for image files
 
 
 def main(argv: list[str] | None = None) -> None:

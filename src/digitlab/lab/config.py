@@ -94,11 +94,17 @@ class Config(BaseModel):
         default_factory=list, description="Python files registering activations, layers etc."
     )
     # data
-    data: Literal["digits", "mnist", "idx"] = Field("digits", description="Dataset.")
+    data: Literal["digits", "mnist", "idx", "folder", "csv"] = Field(
+        "digits", description="Dataset (folder: your own images; csv: the Kaggle CSV form)."
+    )
     data_dir: str | None = Field(
         None,
         description="Folder holding the four IDX files, read as they are [mnist: "
-        "$DIGITLAB_DATA_DIR, else the cache].",
+        "$DIGITLAB_DATA_DIR, else the cache]; folder: one subfolder of images per class; "
+        "csv: train.csv (and test.csv) or one CSV file.",
+    )
+    image_size: int | None = Field(
+        None, ge=8, le=256, description="Side of the images --data folder makes [28]."
     )
     cache_dir: str | None = Field(
         None,
@@ -219,9 +225,13 @@ class Config(BaseModel):
     @model_validator(mode="after")
     def _data_source(self) -> Config:
         if self.data == "digits" and self.data_dir is not None:
-            raise ValueError("--data-dir reads IDX files; use it with --data mnist or --data idx")
-        if self.data == "idx" and self.data_dir is None:
-            raise ValueError("--data idx needs --data-dir DIR")
+            raise ValueError(
+                "--data-dir names data files; use it with --data mnist, idx, folder or csv"
+            )
+        if self.data in ("idx", "folder", "csv") and self.data_dir is None:
+            raise ValueError(f"--data {self.data} needs --data-dir DIR")
+        if self.image_size is not None and self.data != "folder":
+            raise ValueError("--image-size sizes the images of --data folder; drop it")
         if self.split == "book" and self.data == "digits":
             raise ValueError("--split book cuts MNIST's test set; use holdout with the 8x8 digits")
         if self.augment and self.per_pixel:

@@ -73,7 +73,12 @@ def streams(seed: int) -> dict[str, np.random.Generator]:
 
 def raw_splits(config: Config) -> tuple[Any, Splits]:
     """The dataset the config names and its split, before any transform."""
-    dataset = load_dataset(config.data, data_dir=config.data_dir, cache_dir=config.cache_dir)
+    dataset = load_dataset(
+        config.data,
+        data_dir=config.data_dir,
+        cache_dir=config.cache_dir,
+        image_size=config.image_size,
+    )
     splits = make_splits(
         dataset,
         config.split,
@@ -100,9 +105,10 @@ def prepare_data(config: Config) -> Prepared:
         per_pixel=config.per_pixel,
     )
     n_classes, image_shape, max_value = dataset.n_classes, dataset.image_shape, dataset.max_value
+    class_names = dataset.class_names
     # Peak memory: the whole raw dataset is let go once split, and each part's raw pixels while
     # converted (to_float), so the float arrays are about all that is ever held (MNIST: the
-    # CLI's peak went from 2.25x to about 1.4x the float32 training set).
+    # CLI's peak: benchmarks/PERFORMANCE.md).
     raw_parts = parts(raw)
     del dataset, raw
     converted = {}
@@ -117,6 +123,8 @@ def prepare_data(config: Config) -> Prepared:
         converted[name] = Split(x, labels)
     splits = Splits(**converted)
     record = pipeline_record(pipeline, image_shape, max_value)
+    if class_names is not None:  # a folder of named classes: `digitlab predict` prints them
+        record["class_names"] = list(class_names)
     return Prepared(splits, n_classes, pipeline.output_shape(image_shape), config.data, record)
 
 
