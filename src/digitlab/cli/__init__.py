@@ -1,11 +1,11 @@
 """The command line: flags and TOML -> Config -> library calls -> printed results.
 
 One click group, `app`, holds every command: train, gradcheck and diagnose (train.py), eval
-(evaluate.py), list (registries.py), sweep (sweep.py), report and tough (report.py), and studio
-(studio/command.py, beside the web app it serves). Config flags are generated from the Config
-model (options.py); shell completion is click's own (complete.py). Errors we raise on purpose
-(DigitlabError) and bad flags are printed as one line on stderr with a non-zero exit code (1 for
-a run that failed, 2 for a usage error), never as a traceback.
+(evaluate.py), list (registries.py), sweep (sweep.py), report and tough (report.py), compare
+(compare.py), and studio (studio/command.py, beside the web app it serves). Config flags are
+generated from the Config model (options.py); shell completion is click's own (complete.py).
+Errors we raise on purpose (DigitlabError) and bad flags are printed as one line on stderr with a
+non-zero exit code (1 for a run that failed, 2 for a usage error), never as a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sys
 import click
 from rich.console import Console
 
+from digitlab.cli.compare import compare
 from digitlab.cli.evaluate import eval_command
 from digitlab.cli.registries import list_command
 from digitlab.cli.report import report, tough
@@ -30,7 +31,17 @@ def app() -> None:
     """digitlab: a from-scratch NumPy neural-network workbench for handwritten digits."""
 
 
-for command in (train, gradcheck, diagnose, eval_command, list_command, sweep, report, tough):
+for command in (
+    train,
+    gradcheck,
+    diagnose,
+    eval_command,
+    list_command,
+    sweep,
+    report,
+    tough,
+    compare,
+):
     app.add_command(command)
 app.add_command(studio_command)
 
