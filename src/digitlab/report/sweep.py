@@ -381,7 +381,7 @@ def print_table(console: Console, rows: Sequence[VariantSummary], keys: Sequence
         table.add_column(key, no_wrap=True)
     for column in ("seeds", "val mean±sd", "test mean±sd", "test 95% CI"):
         table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("vs best (p Holm)", min_width=14)  # squeeze the options, not the verdict
+    table.add_column("vs best (p Holm)")
     styles = {
         BEST: "bold green",
         WITHIN: "green",
