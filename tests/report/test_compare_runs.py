@@ -105,8 +105,12 @@ def test_runs_that_cannot_be_paired_or_compared_get_one_line(runs, cli, tmp_path
     (other / "config.json").write_text(json.dumps({**config, "data": "mnist", "split": "book"}))
     code, text, err = cli(["compare", str(runs / "run1"), str(other)])
     assert code == 1 and len(err.strip().splitlines()) == 1
-    assert "cannot be paired" in err and "digits, holdout split (359 images)" in err
-    assert "mnist, book split (359 images)" in err
+    assert "cannot be paired" in err and "the digits test set (359 images)" in err
+    assert "the second half of the mnist test set (book split) (359 images)" in err
+    # holdout and nielsen splits test on the same images: only the dataset and book matter
+    (other / "config.json").write_text(json.dumps({**config, "split": "nielsen"}))
+    code, text, err = cli(["compare", str(runs / "run1"), str(other), "--out", "c.html"])
+    assert code == 0, err
     shuffled = shutil.copytree(runs / "run2", tmp_path / "shuffled")
     with np.load(shuffled / "predictions.npz") as arrays:
         saved = dict(arrays)

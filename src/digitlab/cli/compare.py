@@ -53,7 +53,8 @@ def compare(runs: tuple[Path, ...], out: Path) -> None:
     pairs = pairs_of(answers)
     first = answers[0]
     console.print(
-        f"test set: {test_set_name(first.config)}, {len(first.y):,} images, the same for every run"
+        f"test images: {test_set_name(first.config)}, {len(first.y):,} of them, the same for "
+        "every run"
     )
     table = Table(title="runs (test accuracy, 95% Wilson interval)")
     for column in ("#", "run", "accuracy", "95% interval", "answers from"):

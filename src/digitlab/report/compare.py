@@ -66,11 +66,14 @@ class Pair:
 
 
 def test_set_name(config: dict[str, Any]) -> str:
-    """The test set a config names, in words: dataset (folder for idx) and split."""
+    """The test images a config names, in words: the dataset's test set (the folder's name for
+    idx), or with the book split its second half. Holdout and nielsen share the whole test set."""
     data = str(config.get("data"))
     if data == "idx" and config.get("data_dir"):
         data = f"idx:{Path(str(config['data_dir'])).name}"
-    return f"{data}, {config.get('split', 'holdout')} split"
+    if config.get("split") == "book":
+        return f"the second half of the {data} test set (book split)"
+    return f"the {data} test set"
 
 
 def read_answers(run: Path) -> RunAnswers:
@@ -244,8 +247,9 @@ def compare_html(
         + embed_png(png, f"digits runs {pairs[k].a + 1} and {pairs[k].b + 1} disagree on")
         for k, png in grids.items()
     )
-    body = f"""<p>{escape(method_text(pairs))}. Test set: {escape(test_set_name(runs[0].config))},
-{len(runs[0].y):,} images, the same for every run.</p>
+    images = escape(test_set_name(runs[0].config))
+    body = f"""<p>{escape(method_text(pairs))}. Test images: {images}, {len(runs[0].y):,} of
+them, the same for every run.</p>
 <h2 id="runs">Runs</h2>
 <table><thead><tr><th>#</th><th>run</th><th>test accuracy</th><th>95% Wilson interval</th>
 <th>right</th><th>answers from</th></tr></thead><tbody>{run_rows}</tbody></table>
