@@ -81,7 +81,9 @@ def read_answers(run: Path) -> RunAnswers:
     model.npz again on the test set of its saved config (or a one-line DataError why not)."""
     from digitlab.report.runfolder import read_run
 
-    if not run.is_dir() or not is_run_folder(run):
+    if not run.is_dir():
+        raise DataError(f"{run}: not a run folder (no such folder)")
+    if not is_run_folder(run):
         raise DataError(f"{run}: not a run folder (no config.json or history.jsonl)")
     folder = read_run(run)
     if folder.live is not None:
