@@ -1,11 +1,12 @@
 """The command line: flags and TOML -> Config -> library calls -> printed results.
 
 One click group, `app`, holds every command: train, gradcheck and diagnose (train.py), summary
-(summary.py), eval (evaluate.py), list (registries.py), sweep (sweep.py), report and tough
-(report.py), and studio (studio/command.py, beside the web app it serves). Config flags are
-generated from the Config model (options.py); shell completion is click's own (complete.py).
-Errors we raise on purpose (DigitlabError) and bad flags are printed as one line on stderr with
-a non-zero exit code (1 for a run that failed, 2 for a usage error), never as a traceback.
+(summary.py), eval (evaluate.py), predict (predict.py), list (registries.py), sweep (sweep.py),
+report and tough (report.py), compare (compare.py), and studio (studio/command.py, beside the web
+app it serves). Config flags are generated from the Config model (options.py); shell completion
+is click's own (complete.py). Errors we raise on purpose (DigitlabError) and bad flags are
+printed as one line on stderr with a non-zero exit code (1 for a run that failed, 2 for a usage
+error), never as a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 import click
 from rich.console import Console
 
+from digitlab.cli.compare import compare
 from digitlab.cli.evaluate import eval_command
 from digitlab.cli.predict import predict
 from digitlab.cli.registries import list_command
@@ -40,14 +42,15 @@ for command in (
     diagnose,
     summary_command,
     eval_command,
+    predict,
     list_command,
     sweep,
     report,
     tough,
+    compare,
 ):
     app.add_command(command)
 app.add_command(studio_command)
-app.add_command(predict)  # cli/predict.py: a saved model's answers for image files
 
 
 def main(argv: list[str] | None = None) -> None:
