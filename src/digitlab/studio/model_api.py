@@ -38,9 +38,10 @@ from digitlab.data.transforms import Pipeline
 from digitlab.diagnostics.monitors import SATURATED
 from digitlab.errors import DataError, DigitlabError, ModelError
 from digitlab.lab.config import make_config
-from digitlab.lab.experiment import prepare_data, raw_splits, wilson_interval
+from digitlab.lab.experiment import prepare_data, raw_splits
 from digitlab.lab.modelfile import MODEL_FILE, load_model, restore_pipeline
 from digitlab.report.runfolder import read_run
+from digitlab.stats import mcnemar_exact, wilson_interval
 from digitlab.studio.paths import resolve_run
 
 MAX_SIDE = 2048  # largest drawing or image side accepted
@@ -383,14 +384,6 @@ def first_weights(run: RunModel) -> dict[str, Any] | None:
 
 
 # ------------------------------------------------------------------------------ comparing
-
-
-def mcnemar_exact(a_only: int, b_only: int) -> float:
-    """Two-sided exact McNemar p-value: the discordant pairs as a Binomial(n, 1/2) test."""
-    from scipy.stats import binomtest  # slow import; only comparisons need it
-
-    n = a_only + b_only
-    return 1.0 if n == 0 else float(binomtest(a_only, n, 0.5).pvalue)
 
 
 def compare(runs: dict[str, Path], images: bool = True) -> dict[str, Any]:
