@@ -414,7 +414,8 @@ def run(
                 config,
                 prepared,
                 session,
-                callbacks=[*callbacks, checkpoint, live.epoch],
+                # the epoch is on disk before a caller's callback may stop the run (pruning)
+                callbacks=[live.epoch, checkpoint, *callbacks],
                 on_batch=on_batch,
                 should_stop=should_stop,
             )
