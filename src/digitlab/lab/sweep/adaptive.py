@@ -49,6 +49,7 @@ JOURNAL_FILE = "study.journal"
 SEARCH_FILE = "search.json"
 INSTALL = "pip install 'digitlab[optuna]'"
 OBJECTIVE = "val_loss"
+WARMUP_EPOCHS = 2  # the median pruner's first epoch (steps are epochs, 1-based)
 
 
 def require_optuna() -> Any:
@@ -75,9 +76,13 @@ def journal_storage(path: Path) -> Any:
 
 
 def make_pruner(name: str, startup_trials: int) -> Any:
+    """The pruner the sweep names. Median: from epoch WARMUP_EPOCHS on, once `startup_trials`
+    have finished (an epoch-1 loss says more about speed than about where a trial ends up)."""
     optuna = require_optuna()
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=startup_trials)
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=startup_trials, n_warmup_steps=WARMUP_EPOCHS
+        )
     if name == "halving":
         return optuna.pruners.SuccessiveHalvingPruner()
     return optuna.pruners.NopPruner()

@@ -76,7 +76,7 @@ SWEEP_KEYS: dict[str, str] = {
     "mode: seeds the sampler [0]",
     "trials": "optuna mode: the budget, finished + pruned trials (a rerun continues to it)",
     "pruner": 'optuna mode: "median", "halving" (successive halving) or "none": stop trials '
-    "whose validation loss lags the others' at the same epoch [median]",
+    "whose validation loss lags the others' at the same epoch (median: from epoch 2) [median]",
     "startup_trials": "optuna mode: random trials before TPE takes over and the pruner starts [5]",
     "base": "table of `digitlab train` config keys shared by every trial (no seed)",
     "grid": "table of key -> list of values; every combination is a variant",
@@ -335,9 +335,12 @@ class Trial:
 
 def variants(spec: SweepSpec) -> list[dict[str, Any]]:
     """The variants' options in grid order (the last key varies fastest); in random mode the
-    `samples` drawn without repetition by `sample_seed`, kept in grid order."""
+    `samples` drawn without repetition by `sample_seed`, kept in grid order. An optuna search
+    has no fixed variants: here each [space] key at each end or choice, the rest as in [base]."""
     if spec.listed is not None:  # explicit variants override [base] keys for themselves
         return [dict(v) for v in spec.listed]
+    if spec.mode == "optuna":  # the search's bounds, one key at a time: what check_space checks
+        return [{k: v} for k, entry in (spec.space or {}).items() for v in space_values(entry)]
     keys, sizes = list(spec.grid), [len(v) for v in spec.grid.values()]
     total = math.prod(sizes)
     indices: Sequence[int] = range(total)
