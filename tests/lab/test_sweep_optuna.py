@@ -324,5 +324,6 @@ def test_search_via_local_ray(tmp_path):
     run_sweep(spec, tmp_path / "out", workers=2, ray_address="local", console=quiet())
     study = the_study(spec, tmp_path / "out")
     assert len(counted(study)) == 3 and len(study.trials) == 3
+    assert all(t.intermediate_values == {1: t.value} for t in study.trials)  # the tasks reported
     for record in lines(tmp_path / "out" / LOG_FILE):
         assert (tmp_path / "out" / "trials" / record["id"] / "history.jsonl").exists()
