@@ -414,8 +414,7 @@ def run(
                 config,
                 prepared,
                 session,
-                # the epoch is on disk before a caller's callback may stop the run (pruning)
-                callbacks=[live.epoch, checkpoint, *callbacks],
+                callbacks=[*callbacks, checkpoint, live.epoch],
                 on_batch=on_batch,
                 should_stop=should_stop,
             )

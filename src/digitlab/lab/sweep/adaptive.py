@@ -159,6 +159,7 @@ def pruning_callbacks(ref: dict[str, Any]) -> list[EpochCallback]:
         if trial.should_prune():
             raise Pruned(
                 f"pruned after epoch {epoch}: validation loss {loss:.4g} lags the other trials'",
+                record,
                 {
                     OBJECTIVE: loss,
                     "val_accuracy": float(record.get("val_accuracy", math.nan)),

@@ -27,7 +27,15 @@ from digitlab.core.hooks import EpochCallback
 from digitlab.errors import ConfigError, DigitlabError
 from digitlab.lab.config import Config, make_config
 from digitlab.lab.experiment import run
-from digitlab.lab.runs import STATUS_FILE, now_iso, write_json, write_text
+from digitlab.lab.runs import (
+    HISTORY_FILE,
+    STATUS_FILE,
+    append_jsonl,
+    now_iso,
+    read_history,
+    write_json,
+    write_text,
+)
 
 TrialFunction = Callable[..., dict[str, Any]]
 """`trial_fn(config, folder)`: train one trial into `folder` and return its metrics (the content
@@ -36,11 +44,12 @@ passes on to the training (run_trial does)."""
 
 
 class Pruned(DigitlabError):
-    """The study's pruner stopped this trial after an epoch; `metrics` holds that epoch's."""
+    """The study's pruner stopped this trial after an epoch: `record` is that epoch's history
+    line, `metrics` what the trial record keeps of it."""
 
-    def __init__(self, message: str, metrics: dict[str, Any]) -> None:
+    def __init__(self, message: str, record: dict[str, Any], metrics: dict[str, Any]) -> None:
         super().__init__(message)
-        self.metrics = metrics
+        self.record, self.metrics = record, metrics
 
 
 def run_trial(
@@ -86,14 +95,20 @@ def first_line(text: str) -> str:
     return (text.strip().splitlines() or [""])[0]
 
 
-def mark_pruned(folder: Path, message: str) -> None:
-    """status.json says "pruned" (the run itself marked it failed when the pruner stopped it)."""
+def mark_pruned(folder: Path, pruned: Pruned) -> None:
+    """Finish the run folder of a pruned trial: the pruning epoch's history line (the pruner
+    stops the run in an epoch callback, before the run's own callback writes it) and
+    status.json saying "pruned" at that epoch (the run marked itself failed)."""
     try:
         status = json.loads((folder / STATUS_FILE).read_text())
-    except (OSError, ValueError):
-        return  # a trial function that keeps no status
+        written = len(read_history(folder))
+    except (OSError, ValueError, DigitlabError):
+        return  # a trial function that keeps no run folder
+    epoch = int(pruned.record.get("epoch", written + 1))
+    if written < epoch:
+        append_jsonl(folder / HISTORY_FILE, pruned.record)
     if isinstance(status, dict):
-        status.update(state="pruned", error=message, updated=now_iso())
+        status.update(state="pruned", epoch=epoch, error=str(pruned), updated=now_iso())
         write_json(folder / STATUS_FILE, status)
 
 
@@ -123,7 +138,7 @@ def attempt(
             outcome = {"status": "done", "reason": None, "metrics": key_metrics(metrics)}
     except Pruned as pruned:
         outcome = {"status": "pruned", "reason": str(pruned), "metrics": pruned.metrics}
-        mark_pruned(folder, str(pruned))
+        mark_pruned(folder, pruned)
     except DigitlabError as err:
         outcome = {
             "status": "failed",
