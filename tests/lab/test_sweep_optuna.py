@@ -68,6 +68,16 @@ def landscape_trial(config, folder, callbacks=()):
     return {"val_accuracy": 1 / (1 + loss), "test_accuracy": 1 / (1 + loss), "val_loss": loss}
 
 
+def slow_landscape_trial(config, folder, callbacks=()):
+    """The landscape over `epochs` reported epochs, each loss above the final one."""
+    final = landscape_trial(config, folder)
+    for epoch in range(1, config.epochs + 1):
+        for callback in callbacks:
+            loss = final["val_loss"] * (1 + 1 / epoch)
+            callback({"epoch": epoch, "val_loss": loss, "val_accuracy": 0.5}, None)
+    return final
+
+
 def diverging_trial(config, folder, callbacks=()):
     """Diverges above lr 1, else the landscape."""
     if config.learning_rate > 1:
@@ -272,6 +282,19 @@ def test_two_workers_share_one_study(tmp_path):
         assert status["state"] == "finished"
         pids.add(status["pid"])
     assert len(pids) == 2  # both workers ran trials
+
+
+def test_successive_halving_prunes_at_its_rungs(tmp_path):
+    out = tmp_path / "out"
+    spec = search_spec(8, pruner="halving", startup_trials=2)
+    spec.base["epochs"] = 8
+    run_sweep(spec, out, workers=1, trial_fn=slow_landscape_trial, console=quiet())
+    study = the_study(spec, out)
+    pruned = [t for t in study.trials if t.state == STATES.PRUNED]
+    assert pruned and all(max(t.intermediate_values) < 8 for t in pruned)
+    assert len(counted(study)) == 8
+    records = {r["number"]: r for r in lines(out / LOG_FILE)}
+    assert all(records[t.number]["status"] == "pruned" for t in pruned)
 
 
 def test_a_diverged_trial_counts_as_the_worst(tmp_path):
