@@ -297,7 +297,10 @@ def open_study(spec: SweepSpec, journal: Path, console: Console) -> Any:
         study_name=name,
         storage=storage,
         direction="minimize",
-        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=spec.startup_trials),
+        # constant liar: running trials count as bad ones, so parallel workers spread out
+        sampler=optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=spec.startup_trials, constant_liar=True
+        ),
         pruner=make_pruner(spec.pruner, spec.startup_trials),
         load_if_exists=True,
     )
