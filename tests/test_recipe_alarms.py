@@ -28,7 +28,8 @@ EXPECTED = {
     ("lr_activation", 7): set(),  # sigmoid at lr 1
     ("lr_activation", 8): {"loss spikes"},  # tanh at lr 1
     # lr_search, an optuna search: the bounds of its space, each alone (sweepfile.variants)
-    ("lr_search", 0): set(),  # lr 1e-4: barely moves in 15 epochs (12%), nothing broken
+    # lr 1e-4, 1,000x under the working rate: 12% after 15 epochs, the weights barely move
+    ("lr_search", 0): {"near chance", "update ratio too low"},
     ("lr_search", 1): {"class collapse", "dead units"},  # lr 10: the ReLUs die, one class
     **{("lr_search", variant): set() for variant in (2, 3, 4)},  # each hidden size at lr 0.1
 }
