@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from digitlab.core.activations import ACTIVATIONS
-from digitlab.core.evaluation import Evaluation, History, evaluate
+from digitlab.core.evaluation import EVAL_CHUNK, Evaluation, History, evaluate
 from digitlab.core.hooks import BatchCallback, EpochCallback
 from digitlab.core.model import Sequential, build_model
 from digitlab.core.optim import Optimizer, get_optimizer
@@ -30,7 +30,7 @@ from digitlab.diagnostics.monitors import default_monitors
 from digitlab.errors import ConfigError, DataError, DigitlabError, NumericError
 from digitlab.lab.checkpoint import Session, read_checkpoint, restore_session, save_checkpoint
 from digitlab.lab.config import Config, make_config, to_dict
-from digitlab.lab.modelfile import MODEL_FILE, pipeline_record, save_model
+from digitlab.lab.modelfile import MODEL_FILE, check_model_memory, pipeline_record, save_model
 from digitlab.lab.runs import LiveRun, write_json, write_jsonl, write_npz
 from digitlab.stats import wilson_interval  # re-exported: callers import it from here
 
@@ -123,8 +123,11 @@ def build_from_config(
     input_size: int,
     n_classes: int,
     rngs: dict[str, np.random.Generator] | None = None,
+    examples: int = 0,
 ) -> Sequential:
-    """The model a config describes, with weights drawn from the run's 'init' stream."""
+    """The model a config describes, with weights drawn from the run's 'init' stream; refused
+    with one line, before anything is allocated, when it (and a batch of up to `examples`
+    rows, or an evaluation chunk) would not fit in memory."""
     rngs = rngs or streams(config.seed)
     if config.layers is not None:
         spec = [dict(layer) for layer in config.layers]
@@ -142,6 +145,8 @@ def build_from_config(
             dropout=config.dropout,
             output_activation=config.output_activation,
         )
+    rows = min(max(config.batch_size, EVAL_CHUNK), examples) if examples else EVAL_CHUNK
+    check_model_memory(spec, input_size, config.dtype, rows, ConfigError)
     model = build_model(spec, input_size, rngs["init"], np.dtype(config.dtype))
     for lay in model.layers:
         if hasattr(lay, "rng"):  # dropout draws from the run's own stream
@@ -162,7 +167,8 @@ def make_optimizer(config: Config) -> Optimizer:
 def new_session(config: Config, prepared: Prepared) -> Session:
     """A fresh model, optimizer and random streams for the config: training at epoch 0."""
     rngs = streams(config.seed)
-    model = build_from_config(config, prepared.splits.train.x.shape[1], prepared.n_classes, rngs)
+    train = prepared.splits.train.x
+    model = build_from_config(config, train.shape[1], prepared.n_classes, rngs, len(train))
     return Session(
         model,
         make_optimizer(config),
