@@ -10,7 +10,9 @@ a run that failed, 2 for a usage error), never as a traceback.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 import click
 from rich.console import Console
@@ -38,6 +40,10 @@ app.add_command(studio_command)
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the click app, turning our errors into one line and an exit code."""
     err = Console(stderr=True, highlight=False)
+    if hasattr(signal, "SIGXFSZ") and threading.current_thread() is threading.main_thread():
+        # over a file-size limit (ulimit -f), a write then fails with one line instead of the
+        # signal ending the process with a core dump
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         app.main(args=argv, prog_name="digitlab", standalone_mode=False)
     except click.exceptions.Exit as done:

@@ -7,6 +7,8 @@ change the split.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,7 @@ from digitlab.data.augment import build_augment
 from digitlab.diagnostics.alarms import find
 from digitlab.diagnostics.gradcheck import GradientResult, check_activation, check_model
 from digitlab.diagnostics.monitors import default_monitors
-from digitlab.errors import ConfigError, DataError, DigitlabError, NumericError
+from digitlab.errors import ConfigError, DataError, DigitlabError, NumericError, StorageError
 from digitlab.lab.checkpoint import Session, read_checkpoint, restore_session, save_checkpoint
 from digitlab.lab.config import Config, make_config, to_dict
 from digitlab.lab.modelfile import MODEL_FILE, check_model_memory, pipeline_record, save_model
@@ -396,6 +398,8 @@ def run(
     saved = to_dict(config)
     live = LiveRun(folder, config.epochs)  # history.jsonl and status.json as it trains
     kept = False  # a diverged run keeps its last good weights, even before its first epoch ends
+    session: Session | None = None
+    prepared: Prepared | None = None
     try:
         if resume:
             live.mark("running")
@@ -443,6 +447,17 @@ def run(
     except Interrupted as stopped:
         live.mark("stopped", stopped)
         raise
+    except StorageError as lost:  # the disk filled, or the folder went: keep the work elsewhere
+        live.mark("failed", lost)
+        if session is None or not session.history.epochs or prepared is None:
+            raise
+        rescue = Path(tempfile.mkdtemp(prefix="digitlab-rescued-"))
+        try:
+            save_partial_run(rescue, config, session.model, session.history, prepared.pipeline)
+        except StorageError:
+            shutil.rmtree(rescue, ignore_errors=True)
+            raise lost from None
+        raise StorageError(f"{lost}; the run so far is saved in {rescue}") from None
     except BaseException as failure:
         if resume or kept or live.status["epoch"] > 0:  # keep what was done, say why it ended
             live.mark("failed", failure)

@@ -10,6 +10,8 @@ last-update times and the last error line; a reader shows `died` for a run whose
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import socket
@@ -21,7 +23,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from digitlab.errors import ConfigError, DataError
+from digitlab.errors import ConfigError, DataError, StorageError
 
 # What a run folder holds, in one place: the README's reference and the CLI's completion read it.
 RUN_FILES: dict[str, str] = {
@@ -47,20 +49,48 @@ def is_run_folder(path: str | os.PathLike[str]) -> bool:
     return (folder / "config.json").is_file() or (folder / "history.jsonl").is_file()
 
 
+def storage_error(path: Path, error: OSError) -> StorageError:
+    """A one-line StorageError for a write to `path` that failed with `error`."""
+    reason = _REASONS.get(error.errno or 0) or error.strerror or str(error) or "write failed"
+    if error.errno in (errno.ENOENT, errno.ENOTDIR) and not path.parent.is_dir():
+        reason = f"its folder {path.parent} is gone"
+    kept = "; the previous file is unchanged" if path.is_file() else ""
+    return StorageError(f"{path}: cannot write: {reason}{kept}")
+
+
+_REASONS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EFBIG: "file too large (over the file-size limit, ulimit -f)",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
-    """Call write(file) on a temporary file beside `path`, fsync it, then rename it to `path`."""
+    """Call write(file) on a temporary file beside `path`, fsync it, then rename it to `path`.
+
+    A failure (a full disk, a file-size limit, a folder deleted or made read-only) leaves the
+    previous file as it was and no temporary file, and is a one-line StorageError.
+    """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file a normal mode
+    tmp: str | None = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file a normal mode
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as error:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(error, OSError):
+            raise storage_error(target, error) from None
         raise
     return target
 
@@ -177,11 +207,29 @@ def now_iso() -> str:
 
 def append_jsonl(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
     """Append one whole JSON line to `path`, flushed and fsynced (readers skip a torn one)."""
-    line = (json.dumps(record, default=_jsonable) + "\n").encode()
-    with open(path, "ab") as handle:
-        handle.write(line)
-        handle.flush()
-        os.fsync(handle.fileno())
+    append_line(Path(path), (json.dumps(record, default=_jsonable) + "\n").encode())
+
+
+def append_line(path: Path, line: bytes) -> None:
+    """Append `line` whole, fsynced; on a failure (a full disk) the file is cut back to its
+    previous length, so it is left as it was, and the error is one line."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            size = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                view = memoryview(line)
+                while view:  # unbuffered: nothing is left to be written later, at close
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                raise
+        finally:
+            os.close(fd)
+    except OSError as error:
+        raise storage_error(path, error) from None
 
 
 class LiveRun:
@@ -214,14 +262,21 @@ class LiveRun:
         self._update(epoch=int(record.get("epoch", self.status["epoch"] + 1)))
 
     def mark(self, state: str, error: BaseException | str | None = None) -> None:
+        """Record the run's state; when it ended with an error that may be a full disk or a
+        vanished folder, so the status is then written if possible (the error says more)."""
         text = str(error).strip() if error is not None else ""
         line = text.splitlines()[-1] if text else (type(error).__name__ if error else None)
-        self._update(state=state, error=line)
+        if error is None:
+            self._update(state=state, error=line)
+            return
+        with contextlib.suppress(StorageError):
+            self._update(state=state, error=line)
 
     def remove(self) -> None:
         """Delete what `start` wrote (and config.json): a run that never began leaves nothing."""
         for name in (STATUS_FILE, HISTORY_FILE, "config.json"):
-            (self.folder / name).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                (self.folder / name).unlink(missing_ok=True)
 
     def _update(self, **fields: Any) -> None:
         self.status.update(fields, updated=now_iso())
