@@ -130,6 +130,8 @@ def read_npz(path: Path, header_key: str, what: str) -> tuple[dict[str, Any], di
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
     except _NPZ_ERRORS as err:
+        if isinstance(err, OSError) and err.errno and err.strerror:  # unreadable, not damaged
+            raise ModelError(f"{path}: cannot read: {err.strerror}") from None
         raise ModelError(f"{path}: not {what} ({_short(err)})") from None
     if header_key not in arrays:
         raise ModelError(f"{path}: not {what} (no {header_key} inside)")

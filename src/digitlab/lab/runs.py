@@ -16,7 +16,7 @@ import json
 import os
 import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -176,23 +176,65 @@ def read_history(folder: Path) -> list[dict[str, Any]]:
 
 def new_run_dir(out: str | os.PathLike[str] | None, root: str = "runs") -> Path:
     """`out` if given (created; it must be empty or absent), else runs/<timestamp>[-k]."""
-    if out is not None:
-        folder = Path(out)
-        if folder.exists() and not folder.is_dir():
-            raise ConfigError(f"--out {folder}: exists and is not a folder")
-        if folder.is_dir() and any(folder.iterdir()):
-            raise ConfigError(f"--out {folder}: folder is not empty; pick a new one")
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    for k in range(1000):
-        folder = Path(root) / (stamp if k == 0 else f"{stamp}-{k}")
-        try:
-            folder.mkdir(parents=True)
+    try:
+        if out is not None:
+            folder = Path(out)
+            if folder.is_symlink() and not folder.exists():
+                raise ConfigError(f"--out {folder}: a broken symbolic link or a symlink loop")
+            if folder.exists() and not folder.is_dir():
+                raise ConfigError(f"--out {folder}: exists and is not a folder")
+            if folder.is_dir() and any(folder.iterdir()):
+                raise ConfigError(f"--out {folder}: folder is not empty; pick a new one")
+            folder.mkdir(parents=True, exist_ok=True)
             return folder
-        except FileExistsError:
-            continue
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        for k in range(1000):
+            folder = Path(root) / (stamp if k == 0 else f"{stamp}-{k}")
+            try:
+                folder.mkdir(parents=True)
+                return folder
+            except FileExistsError:
+                continue
+    except OSError as error:
+        reason = _REASONS.get(error.errno or 0) or error.strerror or str(error)
+        raise StorageError(f"--out {out or root}: cannot create the run folder: {reason}") from None
     raise ConfigError(f"could not create a fresh run folder under {root}")
+
+
+LOCK_FILE = ".digitlab.lock"
+
+
+@contextlib.contextmanager
+def writing(folder: Path, fresh: bool) -> Iterator[None]:
+    """Hold FOLDER/.digitlab.lock while this process writes the run folder, so that two
+    processes never mix their files in one folder: for a fresh run the file is created with
+    O_EXCL (of two `train --out` racing, the second gets one line), and it is flock'ed (a
+    `--resume` beside a live run gets one line; a killed run's lock dies with it). Removed
+    when done."""
+    lock = folder / LOCK_FILE
+    busy = f"{folder}: another digitlab process is writing to this run folder"
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | (os.O_EXCL if fresh else 0), 0o644)
+    except FileExistsError:
+        raise ConfigError(busy) from None
+    except OSError as error:
+        raise storage_error(lock, error) from None
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # not POSIX: O_EXCL alone
+            pass
+        except BlockingIOError:
+            raise ConfigError(busy) from None
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(lock)
+    finally:
+        os.close(fd)
 
 
 STATUS_FILE = "status.json"
