@@ -94,11 +94,16 @@ def soak(file: Path, out: Path, kills: int, workers: int, seed: int) -> dict:
         runs += 1
         process = start_sweep(file, out, workers)
         while process.poll() is None:
-            time.sleep(float(rng.uniform(0.3, 3.0)))
-            if sum(killed.values()) >= kills or process.poll() is not None:
+            if sum(killed.values()) >= kills:
+                time.sleep(0.2)
                 continue
+            while process.poll() is None and not children(process.pid):
+                time.sleep(0.05)  # the sweep is starting: kill it only once trials run
+            time.sleep(float(rng.uniform(0.2, 2.5)))
             workers_now = children(process.pid)
-            if workers_now and rng.random() < 0.6:
+            if process.poll() is not None or not workers_now:
+                continue
+            if rng.random() < 0.6:
                 os.kill(int(rng.choice(workers_now)), signal.SIGKILL)
                 killed["worker"] += 1
             else:

@@ -244,7 +244,7 @@ def make_config(values: dict[str, Any]) -> Config:
     Plugin files named in `values` are imported first, so what they register validates.
     """
     plugins = values.get("plugins") or []
-    if not isinstance(plugins, list):
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
         raise ConfigError("plugins: expected a list of Python files")
     for plugin in plugins:
         load_plugin(plugin)
