@@ -266,7 +266,7 @@ def _flat_optimizer_state(
         flat[key] = np.zeros_like(model.theta)
         for name, view in model.views(flat[key]).items():
             value = arrays.get(f"optimizer/{name}/{key}")
-            if value is None or value.shape != view.shape:
+            if value is None or value.shape != view.shape or value.dtype != view.dtype:
                 raise ModelError(f"checkpoint: optimizer state {name}/{key} missing or misshapen")
             view[...] = value
     # Adam's checkpoints counted the steps per parameter (all equal); the others had no count

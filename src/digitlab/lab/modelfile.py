@@ -161,7 +161,10 @@ def rebuild(
             raise ModelError(f"it describes {size[0]:,} parameters, the file holds {held:,}")
         check_model_memory(layers, input_size, dtype, EVAL_CHUNK, ModelError)
         model = build_model(layers, input_size, np.random.default_rng(0), dtype)
-    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, DigitlabError) as err:
+    except (
+        ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError,
+        DigitlabError,
+    ) as err:  # fmt: skip
         raise ModelError(f"{where}: invalid model description ({_short(err)})") from None
     expected = {prefix + name: param for name, param, _ in model.parameters()}
     expected.update((prefix + name, buffer) for name, buffer in model.buffers())
@@ -195,11 +198,17 @@ def load_model(path: str | os.PathLike[str]) -> tuple[Sequential, dict[str, Any]
     if header.get("format") != FORMAT or header.get("version") != VERSION:
         found = f"{header.get('format')!r} version {header.get('version')!r}"
         raise ModelError(f"{path}: not a digitlab model file (format {found})")
-    extra = header.get("extra", {})
+    extra, description = header.get("extra", {}), header.get("model", {})
+    config = extra.get("config", {}) if isinstance(extra, dict) else None
+    plugins = config.get("plugins", []) if isinstance(config, dict) else None
+    if not isinstance(description, dict) or not isinstance(plugins, list):
+        raise ModelError(f"{path}: not a digitlab model file (its model or extra is not a table)")
     # a model that uses a user's activation needs the user's plugin file to be rebuilt
-    for plugin in extra.get("config", {}).get("plugins", []):
+    for plugin in plugins:
+        if not isinstance(plugin, str):
+            raise ModelError(f"{path}: not a digitlab model file (plugin {plugin!r})")
         load_plugin(plugin)
-    return rebuild(header.get("model", {}), arrays, str(path)), extra
+    return rebuild(description, arrays, str(path)), extra
 
 
 def pipeline_record(
