@@ -175,3 +175,27 @@ def test_description_larger_than_the_arrays(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match=r"it describes 90,000,003 parameters, the file holds 39"):
         load_model(path)
     assert peak_bytes(lambda: load_model(path)) < 4 << 20
+
+
+def test_data_too_large_for_memory_as_floats(monkeypatch) -> None:
+    from digitlab.lab.config import make_config
+    from digitlab.lab.experiment import prepare_data
+
+    config = make_config({"dtype": "float64"})
+    assert prepare_data(config).splits.train.x.dtype == np.float64
+    # the digits: 1,797 x 64 bytes as read, 8 times that as float64
+    monkeypatch.setattr(memory, "memory", lambda: (400_000, 800_000))
+    with pytest.raises(DataError, match=r"the digits data as float64 needs 1.\d+ MiB; this "
+                       r"machine has 391 KiB free of 781 KiB"):  # fmt: skip
+        prepare_data(config)
+
+
+def test_an_allocation_no_check_foresaw_is_one_line(cli, monkeypatch, tmp_path: Path) -> None:
+    def fail(*args, **kwargs):
+        raise MemoryError("Unable to allocate 40.0 GiB for an array with shape (10, 10)")
+
+    monkeypatch.setattr("digitlab.lab.experiment.prepare_data", fail)
+    code, _, err = cli(["train", "--out", str(tmp_path / "run"), "--no-report", "--quiet"])
+    assert code == 1
+    assert err.strip() == ("digitlab: error: out of memory (Unable to allocate 40.0 GiB for an "
+                           "array with shape (10, 10))")  # fmt: skip

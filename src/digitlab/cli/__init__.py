@@ -57,6 +57,10 @@ def main(argv: list[str] | None = None) -> None:
     except DigitlabError as failure:
         err.print(f"digitlab: error: {failure}", markup=False, soft_wrap=True)
         sys.exit(1)
+    except MemoryError as full:  # what no size check foresaw: still one line, not a traceback
+        reason = str(full).splitlines()[0] if str(full) else "no detail"
+        err.print(f"digitlab: error: out of memory ({reason})", markup=False, soft_wrap=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         err.print("digitlab: interrupted", markup=False)
         sys.exit(130)

@@ -34,6 +34,7 @@ from digitlab.lab.checkpoint import Session, read_checkpoint, restore_session, s
 from digitlab.lab.config import Config, make_config, to_dict
 from digitlab.lab.modelfile import MODEL_FILE, check_model_memory, pipeline_record, save_model
 from digitlab.lab.runs import LiveRun, write_json, write_jsonl, write_npz
+from digitlab.memory import ensure_fits
 from digitlab.stats import wilson_interval  # re-exported: callers import it from here
 
 
@@ -107,6 +108,9 @@ def prepare_data(config: Config) -> Prepared:
     # peak went from 2.25x to about 1.6x the float32 training set).
     raw_parts = parts(raw)
     del dataset, raw
+    # the float arrays, and a transform's working copy of the largest part, must fit
+    sizes = [part.x.size * np.dtype(config.dtype).itemsize for part in raw_parts.values()]
+    ensure_fits(sum(sizes) + max(sizes), f"the {config.data} data as {config.dtype}", DataError)
     converted = {}
     for name in ("train", "val", "test"):
         part = raw_parts.pop(name)
