@@ -41,8 +41,8 @@ _CHUNK = 1 << 16  # bytes per read while streaming the payload
 _MAX_EXTRA = 1 << 20  # bytes read past the announced payload, at most
 
 
-def _open(path: Path) -> tuple[io.BufferedIOBase, int]:
-    """The file opened for reading (through gzip when its first bytes say so) and its size."""
+def _open(path: Path) -> tuple[io.BufferedReader, int, bool]:
+    """The file opened for reading, its size, and whether its first bytes say gzip."""
     if not path.exists():
         if path.is_symlink():
             raise DataError(f"{path}: broken symbolic link or symlink loop")
@@ -50,15 +50,17 @@ def _open(path: Path) -> tuple[io.BufferedIOBase, int]:
     if not path.is_file():
         raise DataError(f"{path}: not a file")
     try:
-        handle: io.BufferedIOBase = open(path, "rb")  # noqa: SIM115  (closed by read_idx)
+        handle = open(path, "rb")  # noqa: SIM115  (closed by read_idx)
+    except OSError as error:
+        raise DataError(f"{path}: cannot read: {error.strerror or error}") from error
+    try:
         size = os.fstat(handle.fileno()).st_size
         compressed = handle.read(2) == _GZIP_MAGIC
         handle.seek(0)
     except OSError as error:
+        handle.close()
         raise DataError(f"{path}: cannot read: {error.strerror or error}") from error
-    if compressed:
-        return gzip.GzipFile(fileobj=handle, mode="rb"), size
-    return handle, size
+    return handle, size, compressed
 
 
 def _read(path: Path, handle: io.BufferedIOBase, buffer: memoryview) -> int:
@@ -86,9 +88,12 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     reported after reading one byte past the end.
     """
     path = Path(path)
-    handle, file_size = _open(path)
-    with handle:
-        return _read_idx(path, handle, file_size)
+    handle, file_size, compressed = _open(path)
+    with handle:  # closing a GzipFile leaves the file it reads open: close both
+        if not compressed:
+            return _read_idx(path, handle, file_size)
+        with gzip.GzipFile(fileobj=handle, mode="rb") as stream:
+            return _read_idx(path, stream, file_size)
 
 
 def _read_idx(path: Path, handle: io.BufferedIOBase, file_size: int) -> np.ndarray:

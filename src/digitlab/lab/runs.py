@@ -6,6 +6,9 @@ The one exception is history.jsonl while a run trains: each epoch appends one wh
 flushed and fsynced, and readers skip a torn last line. Beside it status.json (rewritten
 atomically) says running / finished / stopped / failed, with the pid, epoch e of E, start and
 last-update times and the last error line; a reader shows `died` for a run whose process is gone.
+A write that fails (a full disk, a file-size limit, a folder deleted or made read-only) is one
+StorageError line naming the file, and leaves the previous file as it was. While a process
+writes a run folder it holds RUN/.digitlab.lock (`writing`), so two never mix their files.
 """
 
 from __future__ import annotations
