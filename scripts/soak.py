@@ -84,8 +84,11 @@ def summary(out: Path) -> list[dict[str, str]]:
     return rows
 
 
-def soak(file: Path, out: Path, kills: int, workers: int, seed: int) -> dict:
-    """Run the sweep into `out` until it finishes, with `kills` random SIGKILLs on the way."""
+def soak(
+    file: Path, out: Path, kills: int, workers: int, seed: int, pause: tuple = (0.2, 2.5)
+) -> dict:
+    """Run the sweep into `out` until it finishes, with `kills` random SIGKILLs on the way,
+    each a random `pause` (seconds) after trials started running."""
     rng = np.random.default_rng(seed)
     killed = {"worker": 0, "sweep": 0}
     runs = 0
@@ -99,7 +102,7 @@ def soak(file: Path, out: Path, kills: int, workers: int, seed: int) -> dict:
                 continue
             while process.poll() is None and not children(process.pid):
                 time.sleep(0.05)  # the sweep is starting: kill it only once trials run
-            time.sleep(float(rng.uniform(0.2, 2.5)))
+            time.sleep(float(rng.uniform(*pause)))
             workers_now = children(process.pid)
             if process.poll() is not None or not workers_now:
                 continue

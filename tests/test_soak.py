@@ -22,7 +22,7 @@ def test_a_small_soak_ends_as_an_undisturbed_sweep(tmp_path: Path) -> None:
                            str(reference), "--workers", "2"], capture_output=True, text=True,
                           timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    result = soak.soak(file, tmp_path / "soaked", kills=3, workers=2, seed=0)
+    result = soak.soak(file, tmp_path / "soaked", kills=3, workers=2, seed=0, pause=(0.1, 1.0))
     assert sum(result["killed"].values()) == 3
     assert result["runs"] >= 1 + result["killed"]["sweep"]
     assert soak.check(tmp_path / "soaked", reference, 8, result["killed"]["worker"]) == []
