@@ -10,7 +10,6 @@ import hashlib
 import http.client
 import os
 import re
-import shutil
 import tempfile
 import urllib.request
 from dataclasses import dataclass
@@ -243,10 +242,19 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+MAX_DOWNLOAD = 64 << 20  # bytes; the largest MNIST file is under 10 MB
+
+
 def _fetch(url: str, dest: Path, timeout: float) -> None:
-    """Stream `url` into the file `dest`; raise on any network or file problem."""
+    """Stream `url` into the file `dest` (at most MAX_DOWNLOAD bytes: a mirror serving more is
+    wrong); raise on any network or file problem."""
     with urllib.request.urlopen(url, timeout=timeout) as response, dest.open("wb") as file:
-        shutil.copyfileobj(response, file, 1 << 20)
+        written = 0
+        while chunk := response.read(1 << 20):
+            written += len(chunk)
+            if written > MAX_DOWNLOAD:
+                raise ValueError(f"serves more than {MAX_DOWNLOAD} bytes")
+            file.write(chunk)
 
 
 def _one_line(error: BaseException) -> str:
