@@ -454,6 +454,11 @@ def cases(mnist: Path) -> list[Case]:
             config_bytes(b"layers = " + b"[" * 100_000 + b"]" * 100_000 + b"\n"),
             "malformed config",
         ),
+        Case(
+            "augment elastic_sigma of 1e9 (a 60 GiB smoothing kernel)",
+            config("augment = { elastic_alpha = 34, elastic_sigma = 1e9 }\n"),
+            "elastic_sigma must be at least 0 and at most 1000",
+        ),
         Case("config naming a plugin that is a number", config("plugins = [1]\n"), "plugins"),
         Case(
             "--resume while another process writes the run folder",
