@@ -29,7 +29,7 @@ from digitlab.core.guards import spec_size
 from digitlab.core.model import Sequential, build_model
 from digitlab.data.transforms import Pipeline, Standardize, build_pipeline
 from digitlab.errors import DigitlabError, ModelError
-from digitlab.lab.plugins import load_plugin
+from digitlab.lab.plugins import load_plugins
 from digitlab.lab.runs import write_npz
 from digitlab.memory import ensure_fits, size_text
 
@@ -203,11 +203,10 @@ def load_model(path: str | os.PathLike[str]) -> tuple[Sequential, dict[str, Any]
     plugins = config.get("plugins", []) if isinstance(config, dict) else None
     if not isinstance(description, dict) or not isinstance(plugins, list):
         raise ModelError(f"{path}: not a digitlab model file (its model or extra is not a table)")
-    # a model that uses a user's activation needs the user's plugin file to be rebuilt
-    for plugin in plugins:
-        if not isinstance(plugin, str):
-            raise ModelError(f"{path}: not a digitlab model file (plugin {plugin!r})")
-        load_plugin(plugin)
+    if not all(isinstance(plugin, str) for plugin in plugins):
+        raise ModelError(f"{path}: not a digitlab model file (plugins {plugins!r})")
+    # a model that uses a user's activation needs the user's plugin (package or file) to be rebuilt
+    load_plugins(plugins)
     return rebuild(description, arrays, str(path)), extra
 
 
