@@ -199,3 +199,15 @@ def test_an_allocation_no_check_foresaw_is_one_line(cli, monkeypatch, tmp_path: 
     assert code == 1
     assert err.strip() == ("digitlab: error: out of memory (Unable to allocate 40.0 GiB for an "
                            "array with shape (10, 10))")  # fmt: skip
+
+
+def test_csv_larger_than_memory(tmp_path: Path, monkeypatch) -> None:
+    from digitlab.data.csvdata import read_csv
+
+    path = tmp_path / "train.csv"
+    path.write_text("label," + ",".join(f"pixel{i}" for i in range(4)) + "\n" + "1,0,0,9,9\n" * 400)
+    assert read_csv(path)[0].shape == (400, 4)
+    monkeypatch.setattr(memory, "memory", lambda: (8192, 16384))
+    with pytest.raises(DataError, match=r"train.csv: reading it needs 19.7 KiB; this machine has "
+                       r"8 KiB free of 16 KiB"):  # fmt: skip
+        read_csv(path)
