@@ -13,11 +13,14 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
+import json
 import os
 import pickle
+import resource
 import shutil
 import struct
 import sys
+import zipfile
 from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -40,6 +43,8 @@ FILES = {
 
 # what the run folder of a diverged run keeps: the last good weights and what led there
 # status.json says "failed", with the error line, for the studio and other readers
+HELD: list[int] = []  # file descriptors of locks a case holds while it runs
+
 DIVERGED_RUN = ("config.json", "history.jsonl", "diagnostics.json", "model.npz", "status.json")
 
 
@@ -49,6 +54,7 @@ class Case:
     make: Callable[[Path], list[str]]  # given a scratch folder, returns the CLI arguments
     expect: str  # a piece of the error line
     keeps: tuple[str, ...] = ()  # files it leaves on purpose, relative to the scratch folder
+    file_size_limit: int | None = None  # bytes: RLIMIT_FSIZE while it runs (a full disk)
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -155,6 +161,122 @@ def cases(mnist: Path) -> list[Case]:
         return ["train", "--resume", str(saved_model(scratch))]
 
     labels = good_labels
+
+    def model_archive(scratch: Path, change: Callable[[str, bytes], bytes]) -> Path:
+        """A saved model's archive with its members changed by change(name, bytes)."""
+        with zipfile.ZipFile(saved_model(scratch) / "model.npz") as archive:
+            members = {name: archive.read(name) for name in archive.namelist()}
+        path = scratch / "changed.npz"
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, data in members.items():
+                archive.writestr(name, change(name, data))
+        return path
+
+    def npy(array: np.ndarray) -> bytes:
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        return buffer.getvalue()
+
+    def huge_npy_header(scratch: Path) -> list[str]:
+        fake = npy(np.zeros((1, 1), np.float32)).replace(b"(1, 1)", b"(10000000, 1000000)")
+        path = model_archive(scratch, lambda n, d: fake if n == "dense1.w.npy" else d)
+        return ["eval", str(path)]
+
+    def lying_zip_sizes(scratch: Path) -> list[str]:
+        path = model_archive(scratch, lambda name, data: data)
+        raw = bytearray(path.read_bytes())
+        struct.pack_into("<I", raw, raw.index(b"PK\x01\x02") + 24, 0xFFFFFFFE)
+        path.write_bytes(bytes(raw))
+        return ["eval", str(path)]
+
+    def header_change(change: Callable[[dict], None]) -> Callable[[Path], list[str]]:
+        def make(scratch: Path) -> list[str]:
+            def edit(name: str, data: bytes) -> bytes:
+                if name != "model.json.npy":
+                    return data
+                header = json.loads(np.load(io.BytesIO(data)).tobytes())
+                change(header)
+                return npy(np.frombuffer(json.dumps(header).encode(), np.uint8))
+
+            return ["eval", str(model_archive(scratch, edit))]
+
+        return make
+
+    def wider(header: dict) -> None:
+        header["model"]["layers"][0]["units"] = 10_000_000
+
+    def extra_a_list(header: dict) -> None:
+        header["extra"] = ["config"]
+
+    def damaged_checkpoint(scratch: Path) -> list[str]:
+        from digitlab.lab.runs import write_npz
+
+        run = saved_model(scratch, "--checkpoint-every", "1")
+        with np.load(run / "checkpoint.npz") as data:
+            arrays = {key: data[key] for key in data.files}
+        header = json.loads(arrays["checkpoint.json"].tobytes())
+        header["state"]["epoch"] = "three"
+        arrays["checkpoint.json"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+        write_npz(run / "checkpoint.npz", arrays)
+        return ["train", "--resume", str(run)]
+
+    def symlink_loop(folder: Path, name: str) -> Path:
+        """folder/name -> folder/name.b -> folder/name."""
+        (folder / name).symlink_to(folder / f"{name}.b")
+        (folder / f"{name}.b").symlink_to(folder / name)
+        return folder / name
+
+    def looped_data_dir(scratch: Path) -> list[str]:
+        return ["train", "--data", "idx", "--data-dir", str(symlink_loop(scratch, "data"))]
+
+    def looped_data_file(scratch: Path) -> list[str]:
+        folder = tiny_idx_folder(scratch / "data")
+        (folder / FILES["test labels"]).unlink()
+        symlink_loop(folder, FILES["test labels"])
+        return ["train", "--data", "idx", "--data-dir", str(folder)]
+
+    def looped_out(scratch: Path) -> list[str]:
+        return ["train", "--out", str(symlink_loop(scratch, "out"))]
+
+    def config_bytes(data: bytes) -> Callable[[Path], list[str]]:
+        def make(scratch: Path) -> list[str]:
+            (scratch / "run.toml").write_bytes(data)
+            return ["train", "--config", str(scratch / "run.toml")]
+
+        return make
+
+    def resume_beside_a_live_run(scratch: Path) -> list[str]:
+        import fcntl
+
+        run = saved_model(scratch, "--checkpoint-every", "1")
+        lock = os.open(run / ".digitlab.lock", os.O_RDWR | os.O_CREAT)
+        fcntl.flock(lock, fcntl.LOCK_EX)  # what the live run holds; released when the case ends
+        HELD.append(lock)
+        return ["train", "--resume", str(run)]
+
+    def sweep_beside_a_sweep(scratch: Path) -> list[str]:
+        import fcntl
+
+        (scratch / "two.toml").write_text("seeds = 2\n[base]\nepochs = 1\n")
+        (scratch / "sweep").mkdir()
+        lock = os.open(scratch / "sweep" / ".lock", os.O_RDWR | os.O_CREAT)
+        fcntl.flock(lock, fcntl.LOCK_EX)  # what the running sweep holds
+        HELD.append(lock)
+        return ["sweep", str(scratch / "two.toml"), "--out", str(scratch / "sweep")]
+
+    def report_onto_a_full_disk(scratch: Path) -> list[str]:
+        from digitlab.cli import main
+
+        with redirect_stdout(io.StringIO()):
+            main(["train", "--epochs", "1", "--hidden", "8", "--out", str(scratch / "run")])
+        return ["report", str(scratch / "run")]
+
+    def bomb_after_payload() -> bytes:
+        return gzip.compress(idx_bytes(np.arange(20) % 3) + bytes(16 << 20))
+
+    def header_beyond_gzip() -> bytes:
+        return gzip.compress(struct.pack(">BBBBIII", 0, 0, 8, 3, 100_000, 1000, 1000) + bytes(99))
+
     return [
         Case("truncated IDX .gz (real MNIST test images)", mnist_truncated, "t10k-images"),
         Case(
@@ -281,6 +403,75 @@ def cases(mnist: Path) -> list[Case]:
             "diverged",
             keeps=("out", *(f"out/{name}" for name in DIVERGED_RUN)),
         ),
+        # round 2: resource limits, the file system, damaged model files and checkpoints
+        Case(
+            "IDX .gz with 16 MiB more payload than its header says (a bomb)",
+            idx_case(test_labels=bomb_after_payload),
+            "the payload has over 1048576 more",
+        ),
+        Case(
+            "IDX .gz header announcing 93 GiB",
+            idx_case(test_images=header_beyond_gzip),
+            "gzip file can hold (at most 1032:1)",
+        ),
+        Case(
+            "model too large for memory (--hidden-sizes 10000000,10000000)",
+            args("--hidden-sizes", "10000000,10000000"),
+            "needs 2,183 TiB; this machine has",
+        ),
+        Case(
+            "model file: .npy header announcing 37 TiB",
+            huge_npy_header,
+            "which does not fit its",
+        ),
+        Case(
+            "model file: zip member claiming 4 GiB (a zip bomb)",
+            lying_zip_sizes,
+            "a zip bomb or a damaged archive",
+        ),
+        Case(
+            "model file describing more weights than it holds",
+            header_change(wider),
+            "parameters, the file holds",
+        ),
+        Case(
+            "model file whose JSON header has the wrong types",
+            header_change(extra_a_list),
+            "is not a table",
+        ),
+        Case("checkpoint with a damaged header", damaged_checkpoint, "damaged checkpoint"),
+        Case("--data-dir that is a symlink loop", looped_data_dir, "symlink loop"),
+        Case("data file that is a symlink loop", looped_data_file, "symlink loop"),
+        Case("--out that is a symlink loop", looped_out, "symlink loop"),
+        Case(
+            "config file over 1 MiB",
+            config_bytes(b"# padding\n" * 120_000),
+            "over 1048576 bytes",
+        ),
+        Case("config file that is not UTF-8", config_bytes(b"epochs = 1 # \xff\xfe\n"), "UTF-8"),
+        Case(
+            "config nested 100,000 deep",
+            config_bytes(b"layers = " + b"[" * 100_000 + b"]" * 100_000 + b"\n"),
+            "malformed config",
+        ),
+        Case(
+            "augment elastic_sigma of 1e9 (a 60 GiB smoothing kernel)",
+            config("augment = { elastic_alpha = 34, elastic_sigma = 1e9 }\n"),
+            "elastic_sigma must be at least 0 and at most 1000",
+        ),
+        Case("config naming a plugin that is a number", config("plugins = [1]\n"), "plugins"),
+        Case(
+            "--resume while another process writes the run folder",
+            resume_beside_a_live_run,
+            "another digitlab process is writing",
+        ),
+        Case("a second sweep on a busy folder", sweep_beside_a_sweep, "another sweep is running"),
+        Case(
+            "report onto a full disk (a 20 KB file-size limit)",
+            report_onto_a_full_disk,
+            "cannot write: file too large",
+            file_size_limit=20_000,
+        ),
     ]
 
 
@@ -295,13 +486,20 @@ def check(case: Case, scratch: Path) -> tuple[bool, str]:
     before = {p for p in scratch.rglob("*")}
     out, err = io.StringIO(), io.StringIO()
     code: int | str | None = 0
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
     try:
         with redirect_stdout(out), redirect_stderr(err):
+            if case.file_size_limit:  # the CLI ignores SIGXFSZ, so writes fail with EFBIG
+                resource.setrlimit(resource.RLIMIT_FSIZE, (case.file_size_limit, limit[1]))
             main([*args, "--quiet"] if args[0] == "train" else args)
     except SystemExit as done:
         code = done.code
     except BaseException as crash:  # anything else is a failure of ours: report it
         return False, f"crashed: {type(crash).__name__}: {crash}"
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        while HELD:  # locks a case held for a process it stands for
+            os.close(HELD.pop())
     text = err.getvalue()
     lines = text.strip().splitlines()
     left = sorted(str(p.relative_to(scratch)) for p in set(scratch.rglob("*")) - before)

@@ -23,3 +23,7 @@ class ModelError(DigitlabError):
 
 class NumericError(DigitlabError):
     """A non-finite value appeared during training or evaluation."""
+
+
+class StorageError(DigitlabError):
+    """A file could not be written: the disk is full, the folder is gone or read-only."""

@@ -410,3 +410,11 @@ def test_emnist_folder_with_several_sets_or_a_missing_file(tmp_path: Path) -> No
     (tmp_path / "one" / "emnist-digits-test-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(DataError, match="missing emnist-digits-test-labels-idx1-ubyte"):
         load_idx_folder(tmp_path / "one")
+
+
+def test_a_mirror_serving_too_much_is_cut_off(tmp_path: Path, mirror: Path, monkeypatch) -> None:
+    sources.MIRRORS[:] = [mirror.as_uri() + "/"]
+    monkeypatch.setattr(sources, "MAX_DOWNLOAD", 100)  # the mirror's files are larger
+    with pytest.raises(DataError, match="serves more than 100 bytes"):
+        load_mnist(tmp_path / "cache")
+    assert _cache_contents(tmp_path / "cache") == []

@@ -11,7 +11,9 @@ error), never as a traceback.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 import click
 from rich.console import Console
@@ -56,6 +58,10 @@ app.add_command(studio_command)
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the click app, turning our errors into one line and an exit code."""
     err = Console(stderr=True, highlight=False)
+    if hasattr(signal, "SIGXFSZ") and threading.current_thread() is threading.main_thread():
+        # over a file-size limit (ulimit -f), a write then fails with one line instead of the
+        # signal ending the process with a core dump
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         app.main(args=argv, prog_name="digitlab", standalone_mode=False)
     except click.exceptions.Exit as done:
@@ -68,6 +74,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except DigitlabError as failure:
         err.print(f"digitlab: error: {failure}", markup=False, soft_wrap=True)
+        sys.exit(1)
+    except MemoryError as full:  # what no size check foresaw: still one line, not a traceback
+        reason = str(full).splitlines()[0] if str(full) else "no detail"
+        err.print(f"digitlab: error: out of memory ({reason})", markup=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("digitlab: interrupted", markup=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from digitlab.errors import ConfigError
 from digitlab.lab.checkpoint import read_checkpoint
 from digitlab.lab.config import make_config
 from digitlab.lab.experiment import Interrupted, Prepared, parts, run, run_gradcheck
-from digitlab.lab.runs import new_run_dir, read_history
+from digitlab.lab.runs import new_run_dir, read_history, writing
 
 
 @click.command()
@@ -65,17 +65,18 @@ def train(
             )
         folder = Path(resume)
         config = make_config(read_checkpoint(folder)[0]["config"])
-        with _stop_on_signals() as stop:
+        with writing(folder, fresh=False), _stop_on_signals() as stop:
             _train_into(folder, config, quiet, checkpoint_every, stop, resume=True, report=report)
         return
     config = config_from_flags(config_file, plugin, flags)
     folder = new_run_dir(out)
     try:
-        with _stop_on_signals() as stop:
+        with writing(folder, fresh=True), _stop_on_signals() as stop:
             _train_into(folder, config, quiet, checkpoint_every, stop, report=report)
     except BaseException:
-        if not any(folder.iterdir()):  # nothing was written: leave no empty run folder behind
-            folder.rmdir()
+        with suppress(OSError):  # the folder may be gone or read-only: nothing to tidy then
+            if not any(folder.iterdir()):  # nothing was written: leave no empty folder behind
+                folder.rmdir()
         raise
 
 

@@ -143,7 +143,9 @@ class Augment:
         # A factor of 0 would collapse the image to a point.
         self.scale = _number("scale", scale, 0, 1, high_open=True)
         self.elastic_alpha = _number("elastic_alpha", elastic_alpha, 0, math.inf, high_open=True)
-        self.elastic_sigma = _number("elastic_sigma", elastic_sigma, 0, math.inf, high_open=True)
+        # the smoothing kernel spans 8 sigma: beyond 1,000 it would not fit in memory, and
+        # any sigma far above the image's side already gives a constant field
+        self.elastic_sigma = _number("elastic_sigma", elastic_sigma, 0, 1000)
         if self.elastic_sigma == 0:
             raise ConfigError("augment elastic_sigma must be positive, got 0")
         self.probability = _number("probability", probability, 0, 1)

@@ -20,6 +20,7 @@ import numpy as np
 
 from digitlab.data.sources import Dataset, held_out_test
 from digitlab.errors import DataError
+from digitlab.memory import ensure_fits
 
 MAX_CLASSES = 1000  # a guard: labels this large are a pixel column read as labels
 
@@ -51,6 +52,8 @@ def read_csv(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray | Non
     column, and each row's line number in the file (for messages)."""
     path = Path(path)
     try:
+        # the text, its lines and the float table: about five times the file, held at once
+        ensure_fits(5 * path.stat().st_size, f"{path}: reading it", DataError)
         text = path.read_text(encoding="utf-8-sig")  # -sig: a spreadsheet's byte-order mark
     except (OSError, UnicodeDecodeError) as err:
         reason = getattr(err, "strerror", None) or "not a text file"

@@ -11,7 +11,6 @@ import hashlib
 import http.client
 import os
 import re
-import shutil
 import tempfile
 import urllib.request
 from dataclasses import dataclass
@@ -145,17 +144,31 @@ def _find_emnist_files(folder: Path) -> dict[str, Path] | None:
     return found
 
 
-def _find_idx_files(folder: Path) -> dict[str, Path]:
+def _check_folder(folder: Path) -> None:
+    """A one-line DataError unless `folder` is a folder we can list."""
+    if folder.is_symlink() and not folder.exists():
+        raise DataError(f"{folder}: a broken symbolic link or a symlink loop")
     if not folder.is_dir():
         problem = "is not a folder" if folder.exists() else "folder does not exist"
         raise DataError(f"{folder}: {problem}")
+    try:
+        os.listdir(folder)
+    except OSError as error:
+        raise DataError(f"{folder}: cannot read folder: {error.strerror or error}") from None
+
+
+def _find_idx_files(folder: Path) -> dict[str, Path]:
+    _check_folder(folder)
     found: dict[str, Path] = {}
     missing = []
     for role, names in _IDX_NAMES.items():
         candidates = [folder / (name + suffix) for name in names for suffix in (".gz", "")]
         present = [path for path in candidates if path.is_file()]
+        looped = [path for path in candidates if path.is_symlink() and not path.exists()]
         if present:
             found[role] = present[0]
+        elif looped:
+            missing.append(f"{looped[0].name} (a broken symbolic link or a symlink loop)")
         else:
             missing.append(f"{names[0]}[.gz]")
     if missing:
@@ -223,8 +236,9 @@ def load_idx_folder(folder: str | os.PathLike[str], *, name: str | None = None) 
     unless `name` is given.
     """
     folder = Path(folder).expanduser()
+    _check_folder(folder)
     name = name or folder.resolve().name
-    emnist = _find_emnist_files(folder) if folder.is_dir() else None
+    emnist = _find_emnist_files(folder)
     if emnist is not None:
         return _load_idx_files(name, emnist, transposed=True)
     return _load_idx_files(name, _find_idx_files(folder))
@@ -246,10 +260,19 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+MAX_DOWNLOAD = 64 << 20  # bytes; the largest MNIST file is under 10 MB
+
+
 def _fetch(url: str, dest: Path, timeout: float) -> None:
-    """Stream `url` into the file `dest`; raise on any network or file problem."""
+    """Stream `url` into the file `dest` (at most MAX_DOWNLOAD bytes: a mirror serving more is
+    wrong); raise on any network or file problem."""
     with urllib.request.urlopen(url, timeout=timeout) as response, dest.open("wb") as file:
-        shutil.copyfileobj(response, file, 1 << 20)
+        written = 0
+        while chunk := response.read(1 << 20):
+            written += len(chunk)
+            if written > MAX_DOWNLOAD:
+                raise ValueError(f"serves more than {MAX_DOWNLOAD} bytes")
+            file.write(chunk)
 
 
 def _one_line(error: BaseException) -> str:

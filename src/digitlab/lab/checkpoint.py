@@ -108,7 +108,84 @@ def read_checkpoint(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], dic
     header, arrays = read_npz(path, "checkpoint.json", "a digitlab checkpoint")
     if header.get("format") != FORMAT or header.get("version") != VERSION:
         raise ModelError(f"{path}: not a digitlab checkpoint (format {header.get('format')!r})")
+    problem = _header_problem(header, arrays)
+    if problem:
+        raise ModelError(f"{path}: damaged checkpoint: {problem}")
     return header, arrays
+
+
+def _number(value: Any, whole: bool = False, optional: bool = False) -> bool:
+    if value is None:
+        return optional
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return not whole or (isinstance(value, int) and value >= 0)
+
+
+# the header's tables and the loop state's fields, with what each must hold
+_TABLES = ("config", "model", "optimizer", "rng", "state", "history")
+_STATE_FIELDS = {
+    "epoch": {"whole": True},
+    "batch": {"whole": True},
+    "total_loss": {},
+    "correct": {"whole": True},
+    "first_loss": {"optional": True},
+    "best_loss": {"optional": True},
+    "since_best": {"whole": True},
+    "best_count": {"whole": True},
+}
+
+
+def _header_problem(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> str | None:
+    """What is wrong with a checkpoint header's structure (each part the type the writer
+    writes), or None; so that a damaged header is refused on loading, not mid-training."""
+    for key in _TABLES:
+        if not isinstance(header.get(key), dict):
+            return f"{key} is not a table"
+    state, history, optimizer = header["state"], header["history"], header["optimizer"]
+    for key, kinds in _STATE_FIELDS.items():
+        if not _number(state.get(key), **kinds):
+            return f"state.{key} is {state.get(key)!r}"
+    missing = [i for i in range(state["best_count"]) if f"state/best/{i}" not in arrays]
+    if missing:
+        return f"state/best/{missing[0]} is missing"
+    if not all(isinstance(header["rng"].get(k), dict) for k in ("shuffle", "dropout", "augment")):
+        return "rng needs the shuffle, dropout and augment states"
+    records = history.get("records")
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        return "history.records is not a list of tables"
+    if not _number(history.get("best_epoch"), whole=True, optional=True):
+        return f"history.best_epoch is {history.get('best_epoch')!r}"
+    if not isinstance(history.get("stopped_early"), bool):
+        return "history.stopped_early is not true or false"
+    steps = optimizer.get("steps", {})
+    if not _number(optimizer.get("learning_rate")) or not (
+        isinstance(steps, dict) and all(_number(v, whole=True) for v in steps.values())
+    ):
+        return "optimizer needs a learning_rate and whole step counts"
+    monitors = header.get("monitors", [])
+    if not isinstance(monitors, list) or not all(
+        isinstance(m, dict) and isinstance(m.get("kind"), str) and isinstance(m.get("state"), dict)
+        for m in monitors
+    ):
+        return "monitors is not a list of {kind, state} tables"
+    return None
+
+
+def _like(saved: Any, fresh: Any) -> bool:
+    """Whether a monitor's saved state has the form of a fresh one's: the same keys, numbers
+    where it has numbers, tables of numbers where it has tables."""
+    if isinstance(fresh, dict):
+        if not isinstance(saved, dict):
+            return False
+        if not fresh:
+            return all(_number(v) for v in saved.values())
+        return saved.keys() == fresh.keys() and all(_like(saved[k], fresh[k]) for k in fresh)
+    if fresh is None or _number(fresh):
+        return _number(saved, optional=True) and (fresh is None or not isinstance(fresh, bool))
+    if isinstance(fresh, bool):
+        return isinstance(saved, bool)
+    return isinstance(saved, type(fresh))
 
 
 def restore_session(
@@ -117,8 +194,23 @@ def restore_session(
     optimizer: Optimizer,
     monitors: list[Any] | None = None,
 ) -> Session:
-    """Rebuild the Session a checkpoint holds; `optimizer` and `monitors` are fresh ones of the
-    kinds the run used, given their saved state here."""
+    """Rebuild the Session a checkpoint holds (as `read_checkpoint` returns it); `optimizer`
+    and `monitors` are fresh ones of the kinds the run used, given their saved state here.
+    Anything that does not fit is a one-line ModelError."""
+    try:
+        return _restore(header, arrays, optimizer, monitors)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as err:
+        # a field the header checks do not cover (a random generator's inner state, ...)
+        name = f"{type(err).__name__}: {err}" if isinstance(err, KeyError) else str(err)
+        raise ModelError(f"checkpoint: damaged header ({name.splitlines()[0]})") from None
+
+
+def _restore(
+    header: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+    optimizer: Optimizer,
+    monitors: list[Any] | None = None,
+) -> Session:
     model = rebuild(header["model"], arrays, "checkpoint", prefix="model/")
     optimizer.load_state_dict(_flat_optimizer_state(header["optimizer"], arrays, model))
     shuffle_rng, dropout_rng, augment_rng = (np.random.default_rng() for _ in range(3))
@@ -155,6 +247,8 @@ def restore_session(
             f"{[type(m).__name__ for m in monitors]}"
         )
     for monitor, saved_monitor in zip(monitors, saved_monitors, strict=False):
+        if not _like(saved_monitor["state"], monitor.state_dict()):
+            raise ModelError(f"checkpoint: the {saved_monitor['kind']} monitor's state is damaged")
         monitor.load_state_dict(saved_monitor["state"])
     return Session(
         model, optimizer, shuffle_rng, dropout_rng, state, history, augment_rng, monitors
@@ -172,7 +266,7 @@ def _flat_optimizer_state(
         flat[key] = np.zeros_like(model.theta)
         for name, view in model.views(flat[key]).items():
             value = arrays.get(f"optimizer/{name}/{key}")
-            if value is None or value.shape != view.shape:
+            if value is None or value.shape != view.shape or value.dtype != view.dtype:
                 raise ModelError(f"checkpoint: optimizer state {name}/{key} missing or misshapen")
             view[...] = value
     # Adam's checkpoints counted the steps per parameter (all equal); the others had no count

@@ -255,7 +255,7 @@ def make_config(values: dict[str, Any]) -> Config:
     register validates.
     """
     plugins = values.get("plugins") or []
-    if not isinstance(plugins, list):
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
         raise ConfigError("plugins: expected a list of Python files")
     load_plugins(plugins)
     try:
@@ -268,22 +268,32 @@ def make_config(values: dict[str, Any]) -> Config:
         raise ConfigError(f"{where}: {message}{more}") from None
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes; a larger one is a mistake
+
+
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The raw key/value table of a TOML (or JSON, as written into run folders) config file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        with open(path, "rb") as handle:  # a config is small: read a bounded amount
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as err:
-        raise ConfigError(f"{path}: cannot read config ({err.strerror})") from None
+        raise ConfigError(f"{path}: cannot read config ({err.strerror or err})") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: cannot read config (over {MAX_CONFIG_BYTES} bytes)")
     try:
+        text = data.decode("utf-8")
         values = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{path}: malformed config: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: malformed config: not UTF-8 text ({err.reason})") from None
+    except (ValueError, RecursionError) as err:  # TOML's and JSON's errors are ValueErrors
+        message = str(err).splitlines()[0] if str(err) else "nested too deeply"
+        raise ConfigError(f"{path}: malformed config: {message}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: a config must be a table of keys")
     plugins = values.get("plugins", [])
     if isinstance(plugins, list):  # plugin paths in a file are relative to that file
-        values["plugins"] = [str(path.parent / p) for p in plugins]
+        values["plugins"] = [str(path.parent / p) if isinstance(p, str) else p for p in plugins]
     return values
 
 

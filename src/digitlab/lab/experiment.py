@@ -7,6 +7,8 @@ change the split.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from digitlab.core.activations import ACTIVATIONS
-from digitlab.core.evaluation import Evaluation, History, evaluate
+from digitlab.core.evaluation import EVAL_CHUNK, Evaluation, History, evaluate
 from digitlab.core.hooks import BatchCallback, EpochCallback
 from digitlab.core.model import Sequential, build_model
 from digitlab.core.schedules import batch_size_schedule, get_schedule
@@ -27,11 +29,12 @@ from digitlab.data.transforms import to_float
 from digitlab.diagnostics.alarms import find
 from digitlab.diagnostics.gradcheck import GradientResult, check_activation, check_model
 from digitlab.diagnostics.monitors import default_monitors
-from digitlab.errors import ConfigError, DataError, DigitlabError, NumericError
+from digitlab.errors import ConfigError, DataError, DigitlabError, NumericError, StorageError
 from digitlab.lab.checkpoint import Session, read_checkpoint, restore_session, save_checkpoint
 from digitlab.lab.config import Config, make_config, make_optimizer, to_dict
-from digitlab.lab.modelfile import MODEL_FILE, pipeline_record, save_model
+from digitlab.lab.modelfile import MODEL_FILE, check_model_memory, pipeline_record, save_model
 from digitlab.lab.runs import LiveRun, write_json, write_jsonl, write_npz
+from digitlab.memory import ensure_fits
 from digitlab.stats import wilson_interval  # re-exported: callers import it from here
 
 
@@ -111,6 +114,9 @@ def prepare_data(config: Config) -> Prepared:
     # CLI's peak: benchmarks/PERFORMANCE.md).
     raw_parts = parts(raw)
     del dataset, raw
+    # the float arrays, and a transform's working copy of the largest part, must fit
+    sizes = [part.x.size * np.dtype(config.dtype).itemsize for part in raw_parts.values()]
+    ensure_fits(sum(sizes) + max(sizes), f"the {config.data} data as {config.dtype}", DataError)
     converted = {}
     for name in ("train", "val", "test"):
         part = raw_parts.pop(name)
@@ -133,8 +139,11 @@ def build_from_config(
     input_size: int,
     n_classes: int,
     rngs: dict[str, np.random.Generator] | None = None,
+    examples: int = 0,
 ) -> Sequential:
-    """The model a config describes, with weights drawn from the run's 'init' stream."""
+    """The model a config describes, with weights drawn from the run's 'init' stream; refused
+    with one line, before anything is allocated, when it (and a batch of up to `examples`
+    rows, or an evaluation chunk) would not fit in memory."""
     rngs = rngs or streams(config.seed)
     if config.layers is not None:
         spec = [dict(layer) for layer in config.layers]
@@ -152,6 +161,8 @@ def build_from_config(
             dropout=config.dropout,
             output_activation=config.output_activation,
         )
+    rows = min(max(config.batch_size, EVAL_CHUNK), examples) if examples else EVAL_CHUNK
+    check_model_memory(spec, input_size, config.dtype, rows, ConfigError)
     model = build_model(spec, input_size, rngs["init"], np.dtype(config.dtype))
     for lay in model.layers:
         if hasattr(lay, "rng"):  # dropout draws from the run's own stream
@@ -162,7 +173,8 @@ def build_from_config(
 def new_session(config: Config, prepared: Prepared) -> Session:
     """A fresh model, optimizer and random streams for the config: training at epoch 0."""
     rngs = streams(config.seed)
-    model = build_from_config(config, prepared.splits.train.x.shape[1], prepared.n_classes, rngs)
+    train = prepared.splits.train.x
+    model = build_from_config(config, train.shape[1], prepared.n_classes, rngs, len(train))
     return Session(
         model,
         make_optimizer(config),
@@ -390,6 +402,8 @@ def run(
     saved = to_dict(config)
     live = LiveRun(folder, config.epochs)  # history.jsonl and status.json as it trains
     kept = False  # a diverged run keeps its last good weights, even before its first epoch ends
+    session: Session | None = None
+    prepared: Prepared | None = None
     try:
         if resume:
             live.mark("running")
@@ -437,6 +451,17 @@ def run(
     except Interrupted as stopped:
         live.mark("stopped", stopped)
         raise
+    except StorageError as lost:  # the disk filled, or the folder went: keep the work elsewhere
+        live.mark("failed", lost)
+        if session is None or not session.history.epochs or prepared is None:
+            raise
+        rescue = Path(tempfile.mkdtemp(prefix="digitlab-rescued-"))
+        try:
+            save_partial_run(rescue, config, session.model, session.history, prepared.pipeline)
+        except StorageError:
+            shutil.rmtree(rescue, ignore_errors=True)
+            raise lost from None
+        raise StorageError(f"{lost}; the run so far is saved in {rescue}") from None
     except BaseException as failure:
         if resume or kept or live.status["epoch"] > 0:  # keep what was done, say why it ended
             live.mark("failed", failure)

@@ -14,18 +14,24 @@ without reloading the training data (`restore_pipeline`).
 from __future__ import annotations
 
 import json
+import math
 import os
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from digitlab.core.evaluation import EVAL_CHUNK
+from digitlab.core.guards import spec_size
 from digitlab.core.model import Sequential, build_model
 from digitlab.data.transforms import Pipeline, Standardize, build_pipeline
 from digitlab.errors import DigitlabError, ModelError
 from digitlab.lab.plugins import load_plugins
 from digitlab.lab.runs import write_npz
+from digitlab.memory import ensure_fits, size_text
 
 FORMAT, VERSION = "digitlab-model", 1
 MODEL_FILE = "model.npz"
@@ -43,19 +49,95 @@ def save_model(
     return write_npz(path, arrays)
 
 
+def check_model_memory(
+    spec: list[dict[str, Any]], input_size: int, dtype: Any, rows: int, error: type[DigitlabError]
+) -> int | None:
+    """Refuse a model that would not fit in memory, before building it: its weights with their
+    gradients, optimizer state and a copy, and its outputs for `rows` examples at once (a batch
+    or an evaluation chunk) forward and backward. The parameter count, None for a bad spec."""
+    size = spec_size(spec, input_size)
+    if size is None:
+        return None
+    parameters, width = size
+    itemsize = np.dtype(dtype).itemsize
+    weights = 6 * parameters * itemsize  # theta, g, mask, two optimizer slots, best weights
+    ensure_fits(weights, f"the model ({parameters:,} parameters, training state included)", error)
+    rows = max(1, rows)
+    batch = weights + 3 * rows * width * itemsize
+    ensure_fits(batch, f"the model with {rows:,} examples at once (a batch)", error)
+    return parameters
+
+
+# Deflate never expands more than 1032:1: a member claiming more is damaged or a zip bomb.
+_MAX_ZIP_RATIO = 1032
+_NPZ_ERRORS = (
+    ValueError,
+    OSError,
+    zipfile.BadZipFile,
+    EOFError,
+    KeyError,
+    zlib.error,
+    NotImplementedError,
+    RuntimeError,
+    struct.error,
+    UnicodeDecodeError,
+    IndexError,
+    TypeError,
+    OverflowError,
+)  # fmt: skip  (what zipfile and np.load raise on damaged archives; fuzz_files.py finds them)
+
+
+def _check_archive(path: Path) -> None:
+    """Check an .npz archive before np.load allocates anything: every member an .npy array
+    (no object arrays, which would need pickle) whose header's shape and dtype account for
+    exactly its size, each size possible for its compressed size, and all of them in memory."""
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+        for info in infos:
+            if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+                raise ValueError(f"{info.filename}: stored sizes disagree")
+            if info.file_size > _MAX_ZIP_RATIO * info.compress_size + 1024:
+                raise ValueError(
+                    f"{info.filename} claims {size_text(info.file_size)} from "
+                    f"{size_text(info.compress_size)}: a zip bomb or a damaged archive"
+                )
+        ensure_fits(sum(i.file_size for i in infos), f"{path}: its arrays", ModelError)
+        for info in infos:
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                else:
+                    raise ValueError(f"{info.filename}: .npy version {version} is not supported")
+                if dtype.hasobject:
+                    raise ValueError(f"{info.filename} holds Python objects (pickle)")
+                size = math.prod(shape) * dtype.itemsize + member.tell()
+                if size != info.file_size:
+                    raise ValueError(
+                        f"{info.filename}: its header says {dtype}{list(shape)}, "
+                        f"which does not fit its {info.file_size} bytes"
+                    )
+
+
 def read_npz(path: Path, header_key: str, what: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The JSON header stored as `header_key` and the other arrays of an .npz file, read with
-    allow_pickle=False; anything else is a one-line ModelError calling the file not `what`."""
+    allow_pickle=False after `_check_archive`; anything else is a one-line ModelError calling
+    the file not `what`."""
     try:
+        _check_archive(path)
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as err:
+    except _NPZ_ERRORS as err:
+        if isinstance(err, OSError) and err.errno and err.strerror:  # unreadable, not damaged
+            raise ModelError(f"{path}: cannot read: {err.strerror}") from None
         raise ModelError(f"{path}: not {what} ({_short(err)})") from None
     if header_key not in arrays:
         raise ModelError(f"{path}: not {what} (no {header_key} inside)")
     try:
         header = json.loads(arrays.pop(header_key).tobytes().decode())
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise ModelError(f"{path}: not {what} (unreadable {header_key}: {_short(err)})") from None
     if not isinstance(header, dict):
         raise ModelError(f"{path}: not {what} ({header_key} is not a table)")
@@ -68,13 +150,21 @@ def rebuild(
     """The model a description names, its parameters and buffers set from `arrays`
     (keys `prefix + name`), each checked for presence, shape, dtype and finiteness."""
     try:
-        model = build_model(
-            description["layers"],
-            int(description["input_size"]),
-            np.random.default_rng(0),
-            np.dtype(description["dtype"]),
-        )
-    except (ValueError, KeyError, TypeError, DigitlabError) as err:
+        layers, input_size = description["layers"], int(description["input_size"])
+        dtype = np.dtype(description["dtype"])
+        if not isinstance(layers, list) or not all(isinstance(lay, dict) for lay in layers):
+            raise TypeError("layers must be a list of tables")
+        # never build more weights than the file holds (or than memory does)
+        size = spec_size(layers, input_size)
+        held = sum(array.size for key, array in arrays.items() if key.startswith(prefix))
+        if size is not None and size[0] > held:
+            raise ModelError(f"it describes {size[0]:,} parameters, the file holds {held:,}")
+        check_model_memory(layers, input_size, dtype, EVAL_CHUNK, ModelError)
+        model = build_model(layers, input_size, np.random.default_rng(0), dtype)
+    except (
+        ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError,
+        DigitlabError,
+    ) as err:  # fmt: skip
         raise ModelError(f"{where}: invalid model description ({_short(err)})") from None
     expected = {prefix + name: param for name, param, _ in model.parameters()}
     expected.update((prefix + name, buffer) for name, buffer in model.buffers())
@@ -108,10 +198,16 @@ def load_model(path: str | os.PathLike[str]) -> tuple[Sequential, dict[str, Any]
     if header.get("format") != FORMAT or header.get("version") != VERSION:
         found = f"{header.get('format')!r} version {header.get('version')!r}"
         raise ModelError(f"{path}: not a digitlab model file (format {found})")
-    extra = header.get("extra", {})
+    extra, description = header.get("extra", {}), header.get("model", {})
+    config = extra.get("config", {}) if isinstance(extra, dict) else None
+    plugins = config.get("plugins", []) if isinstance(config, dict) else None
+    if not isinstance(description, dict) or not isinstance(plugins, list):
+        raise ModelError(f"{path}: not a digitlab model file (its model or extra is not a table)")
+    if not all(isinstance(plugin, str) for plugin in plugins):
+        raise ModelError(f"{path}: not a digitlab model file (plugins {plugins!r})")
     # a model that uses a user's activation needs the user's plugin (package or file) to be rebuilt
-    load_plugins(extra.get("config", {}).get("plugins", []))
-    return rebuild(header.get("model", {}), arrays, str(path)), extra
+    load_plugins(plugins)
+    return rebuild(description, arrays, str(path)), extra
 
 
 def pipeline_record(

@@ -6,22 +6,27 @@ The one exception is history.jsonl while a run trains: each epoch appends one wh
 flushed and fsynced, and readers skip a torn last line. Beside it status.json (rewritten
 atomically) says running / finished / stopped / failed, with the pid, epoch e of E, start and
 last-update times and the last error line; a reader shows `died` for a run whose process is gone.
+A write that fails (a full disk, a file-size limit, a folder deleted or made read-only) is one
+StorageError line naming the file, and leaves the previous file as it was. While a process
+writes a run folder it holds RUN/.digitlab.lock (`writing`), so two never mix their files.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-from digitlab.errors import ConfigError, DataError
+from digitlab.errors import ConfigError, DataError, StorageError
 
 # What a run folder holds, in one place: the README's reference and the CLI's completion read it.
 RUN_FILES: dict[str, str] = {
@@ -48,20 +53,48 @@ def is_run_folder(path: str | os.PathLike[str]) -> bool:
     return (folder / "config.json").is_file() or (folder / "history.jsonl").is_file()
 
 
+def storage_error(path: Path, error: OSError) -> StorageError:
+    """A one-line StorageError for a write to `path` that failed with `error`."""
+    reason = _REASONS.get(error.errno or 0) or error.strerror or str(error) or "write failed"
+    if error.errno in (errno.ENOENT, errno.ENOTDIR) and not path.parent.is_dir():
+        reason = f"its folder {path.parent} is gone"
+    kept = "; the previous file is unchanged" if path.is_file() else ""
+    return StorageError(f"{path}: cannot write: {reason}{kept}")
+
+
+_REASONS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EFBIG: "file too large (over the file-size limit, ulimit -f)",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
-    """Call write(file) on a temporary file beside `path`, fsync it, then rename it to `path`."""
+    """Call write(file) on a temporary file beside `path`, fsync it, then rename it to `path`.
+
+    A failure (a full disk, a file-size limit, a folder deleted or made read-only) leaves the
+    previous file as it was and no temporary file, and is a one-line StorageError.
+    """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file a normal mode
+    tmp: str | None = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file a normal mode
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as error:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(error, OSError):
+            raise storage_error(target, error) from None
         raise
     return target
 
@@ -147,23 +180,65 @@ def read_history(folder: Path) -> list[dict[str, Any]]:
 
 def new_run_dir(out: str | os.PathLike[str] | None, root: str = "runs") -> Path:
     """`out` if given (created; it must be empty or absent), else runs/<timestamp>[-k]."""
-    if out is not None:
-        folder = Path(out)
-        if folder.exists() and not folder.is_dir():
-            raise ConfigError(f"--out {folder}: exists and is not a folder")
-        if folder.is_dir() and any(folder.iterdir()):
-            raise ConfigError(f"--out {folder}: folder is not empty; pick a new one")
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    for k in range(1000):
-        folder = Path(root) / (stamp if k == 0 else f"{stamp}-{k}")
-        try:
-            folder.mkdir(parents=True)
+    try:
+        if out is not None:
+            folder = Path(out)
+            if folder.is_symlink() and not folder.exists():
+                raise ConfigError(f"--out {folder}: a broken symbolic link or a symlink loop")
+            if folder.exists() and not folder.is_dir():
+                raise ConfigError(f"--out {folder}: exists and is not a folder")
+            if folder.is_dir() and any(folder.iterdir()):
+                raise ConfigError(f"--out {folder}: folder is not empty; pick a new one")
+            folder.mkdir(parents=True, exist_ok=True)
             return folder
-        except FileExistsError:
-            continue
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        for k in range(1000):
+            folder = Path(root) / (stamp if k == 0 else f"{stamp}-{k}")
+            try:
+                folder.mkdir(parents=True)
+                return folder
+            except FileExistsError:
+                continue
+    except OSError as error:
+        reason = _REASONS.get(error.errno or 0) or error.strerror or str(error)
+        raise StorageError(f"--out {out or root}: cannot create the run folder: {reason}") from None
     raise ConfigError(f"could not create a fresh run folder under {root}")
+
+
+LOCK_FILE = ".digitlab.lock"
+
+
+@contextlib.contextmanager
+def writing(folder: Path, fresh: bool) -> Iterator[None]:
+    """Hold FOLDER/.digitlab.lock while this process writes the run folder, so that two
+    processes never mix their files in one folder: for a fresh run the file is created with
+    O_EXCL (of two `train --out` racing, the second gets one line), and it is flock'ed (a
+    `--resume` beside a live run gets one line; a killed run's lock dies with it). Removed
+    when done."""
+    lock = folder / LOCK_FILE
+    busy = f"{folder}: another digitlab process is writing to this run folder"
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | (os.O_EXCL if fresh else 0), 0o644)
+    except FileExistsError:
+        raise ConfigError(busy) from None
+    except OSError as error:
+        raise storage_error(lock, error) from None
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # not POSIX: O_EXCL alone
+            pass
+        except BlockingIOError:
+            raise ConfigError(busy) from None
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(lock)
+    finally:
+        os.close(fd)
 
 
 STATUS_FILE = "status.json"
@@ -178,11 +253,29 @@ def now_iso() -> str:
 
 def append_jsonl(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
     """Append one whole JSON line to `path`, flushed and fsynced (readers skip a torn one)."""
-    line = (json.dumps(record, default=_jsonable) + "\n").encode()
-    with open(path, "ab") as handle:
-        handle.write(line)
-        handle.flush()
-        os.fsync(handle.fileno())
+    append_line(Path(path), (json.dumps(record, default=_jsonable) + "\n").encode())
+
+
+def append_line(path: Path, line: bytes) -> None:
+    """Append `line` whole, fsynced; on a failure (a full disk) the file is cut back to its
+    previous length, so it is left as it was, and the error is one line."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            size = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                view = memoryview(line)
+                while view:  # unbuffered: nothing is left to be written later, at close
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                raise
+        finally:
+            os.close(fd)
+    except OSError as error:
+        raise storage_error(path, error) from None
 
 
 class LiveRun:
@@ -215,14 +308,21 @@ class LiveRun:
         self._update(epoch=int(record.get("epoch", self.status["epoch"] + 1)))
 
     def mark(self, state: str, error: BaseException | str | None = None) -> None:
+        """Record the run's state; when it ended with an error that may be a full disk or a
+        vanished folder, so the status is then written if possible (the error says more)."""
         text = str(error).strip() if error is not None else ""
         line = text.splitlines()[-1] if text else (type(error).__name__ if error else None)
-        self._update(state=state, error=line)
+        if error is None:
+            self._update(state=state, error=line)
+            return
+        with contextlib.suppress(StorageError):
+            self._update(state=state, error=line)
 
     def remove(self) -> None:
         """Delete what `start` wrote (and config.json): a run that never began leaves nothing."""
         for name in (STATUS_FILE, HISTORY_FILE, "config.json"):
-            (self.folder / name).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                (self.folder / name).unlink(missing_ok=True)
 
     def _update(self, **fields: Any) -> None:
         self.status.update(fields, updated=now_iso())

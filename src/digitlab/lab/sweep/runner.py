@@ -88,8 +88,8 @@ def run_sweep(
         raise ConfigError(f"--out {folder}: exists and is not a folder")
     folder.mkdir(parents=True, exist_ok=True)
     trials_dir = folder / TRIALS_DIR
-    trials_dir.mkdir(exist_ok=True)
-    with _exclusive(folder):
+    with _exclusive(folder):  # a second sweep on the folder changes nothing in it
+        trials_dir.mkdir(exist_ok=True)
         for stale in trials_dir.glob(".*"):  # staging folders of an interrupted earlier run
             shutil.rmtree(stale, ignore_errors=True)
         log = TrialLog(folder / LOG_FILE)

@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from digitlab.lab.runs import append_line
+
 LOG_FILE = "trials.jsonl"
 
 
@@ -62,9 +64,5 @@ class TrialLog:
         return {r["id"]: r for r in self.records}
 
     def append(self, record: dict[str, Any]) -> None:
-        line = (json.dumps(record) + "\n").encode()
-        with open(self.path, "ab") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_line(self.path, (json.dumps(record) + "\n").encode())  # whole, or not at all
         self.records.append(record)

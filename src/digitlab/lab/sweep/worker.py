@@ -12,11 +12,14 @@ OUT/trials/<id>/ never holds half a trial.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
+import multiprocessing
 import multiprocessing.connection
 import os
 import shutil
 import signal
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -191,9 +194,21 @@ def _local_job(
     return outcome
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when the sweep that started it dies (even by SIGKILL),
+    so that no orphan keeps running a trial that the sweep, rerun, runs again beside it."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before the request
+        os._exit(1)
+
+
 def worker_main(conn: multiprocessing.connection.Connection, trial_fn: TrialFunction) -> None:
     """A local worker: run the jobs the parent sends, one at a time, until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _die_with_parent()
     while True:
         try:
             job = conn.recv()
