@@ -8,11 +8,9 @@ scaling and other transforms live in transforms.py. Nothing is loaded at import 
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
 import re
 import tempfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -266,6 +264,8 @@ MAX_DOWNLOAD = 64 << 20  # bytes; the largest MNIST file is under 10 MB
 def _fetch(url: str, dest: Path, timeout: float) -> None:
     """Stream `url` into the file `dest` (at most MAX_DOWNLOAD bytes: a mirror serving more is
     wrong); raise on any network or file problem."""
+    import urllib.request  # with ssl and http, ~6 MB of memory only a download needs
+
     with urllib.request.urlopen(url, timeout=timeout) as response, dest.open("wb") as file:
         written = 0
         while chunk := response.read(1 << 20):
@@ -273,6 +273,12 @@ def _fetch(url: str, dest: Path, timeout: float) -> None:
             if written > MAX_DOWNLOAD:
                 raise ValueError(f"serves more than {MAX_DOWNLOAD} bytes")
             file.write(chunk)
+
+
+def _http_errors() -> type[Exception]:
+    import http.client
+
+    return http.client.HTTPException
 
 
 def _one_line(error: BaseException) -> str:
@@ -302,7 +308,7 @@ def _download(filename: str, cache: Path, timeout: float) -> None:
                 os.replace(temporary, cache / filename)
                 return
             last_error = f"{url} has md5 {checksum}, expected {CHECKSUMS[filename]}"
-        except (OSError, ValueError, http.client.HTTPException) as error:
+        except (OSError, ValueError, _http_errors()) as error:
             last_error = f"{url}: {_one_line(error)}"
         finally:
             temporary.unlink(missing_ok=True)

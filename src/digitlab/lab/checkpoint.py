@@ -174,12 +174,15 @@ def _header_problem(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> st
 
 def _like(saved: Any, fresh: Any) -> bool:
     """Whether a monitor's saved state has the form of a fresh one's: the same keys, numbers
-    where it has numbers, tables of numbers where it has tables."""
+    where it has numbers, tables of numbers (or of lists of numbers) where it has tables."""
     if isinstance(fresh, dict):
         if not isinstance(saved, dict):
             return False
-        if not fresh:
-            return all(_number(v) for v in saved.values())
+        if not fresh:  # a table filled while training: its values are numbers or number lists
+            return all(
+                _number(v) or (isinstance(v, list) and all(_number(x) for x in v))
+                for v in saved.values()
+            )
         return saved.keys() == fresh.keys() and all(_like(saved[k], fresh[k]) for k in fresh)
     if fresh is None or _number(fresh):
         return _number(saved, optional=True) and (fresh is None or not isinstance(fresh, bool))

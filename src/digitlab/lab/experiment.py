@@ -294,14 +294,15 @@ def evaluate_splits(
     if config.split == "book":
         # The book's two halves together are MNIST's whole test set: report it too (M2).
         val, test = evaluations["val"], evaluations["test"]
+        y = np.concatenate([prepared.splits.val.y, prepared.splits.test.y])
         whole = Evaluation(
             loss=(val.loss * val.n + test.loss * test.n) / (val.n + test.n),
             accuracy=(val.accuracy * val.n + test.accuracy * test.n) / (val.n + test.n),
             predictions=np.concatenate([val.predictions, test.predictions]),
             probabilities=np.concatenate([val.probabilities, test.probabilities]),
             n=val.n + test.n,
+            labels=y,
         )
-        y = np.concatenate([prepared.splits.val.y, prepared.splits.test.y])
         metrics["test_all"] = summarise(whole, y, prepared.n_classes)
     return metrics, evaluations
 
