@@ -69,6 +69,8 @@ class Dataset:
     image_shape: tuple[int, int]
     n_classes: int
     max_value: float  # the largest possible pixel value, for scaling to [0, 1]
+    # each row of (train, then test) as numbered in the source; None: the source holds them so
+    source_index: np.ndarray | None = None
 
 
 def load_digits() -> Dataset:
@@ -90,6 +92,7 @@ def load_digits() -> Dataset:
         image_shape=(8, 8),
         n_classes=10,
         max_value=16.0,
+        source_index=np.concatenate([train_index, test_index]),
     )
 
 
