@@ -5,8 +5,9 @@
 
 Nearest centroid, logistic regression (multinomial, L2 with scikit-learn's default C = 1), and
 PCA to 50 components (32 for the 64-pixel digits) followed by the same logistic regression,
-each fitted on the training part of digitlab's own split (digits: our holdout; MNIST: the book split, all 60,000 training images,
-standardised with the training set's mean and std as the book does) and scored on the
+each fitted on the training part of digitlab's own split (digits: our holdout; MNIST: the
+book split, all 60,000 training images, standardised with the training set's mean and std as
+the book does) and scored on the
 validation part and the test part(s), with 95% Wilson intervals. Deterministic (no seed matters:
 the split's seed is 0, and these fits have no randomness).
 """

@@ -96,9 +96,8 @@ def run_folder(folder: Path, per_class: bool) -> None:
     for split, m in metrics.items():
         if isinstance(m, dict) and "accuracy" in m:
             low, high = m["accuracy_ci95"]
-            print(
-                f"{split}: {100 * m['accuracy']:.2f}% ({100 * low:.2f}-{100 * high:.2f}), n={m['n']}"
-            )
+            accuracy = f"{100 * m['accuracy']:.2f}% ({100 * low:.2f}-{100 * high:.2f})"
+            print(f"{split}: {accuracy}, n={m['n']}")
     if per_class:
         with np.load(folder / "predictions.npz") as p:
             for part in ("val", "test"):
