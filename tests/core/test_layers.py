@@ -148,3 +148,12 @@ def test_shared_output_bias(loss, tiny_batch):
     first = model.layers[0].params
     hidden = np.tanh(x @ first["w"] + first["b"])
     np.testing.assert_allclose(logits, hidden @ output.params["w"] + 0.4)
+
+
+def test_parameter_count_of_the_book_net():
+    """N13: 784-100-10 has 784 * 100 + 100 + 100 * 10 + 10 = 79,510 parameters."""
+    model = build_model(mlp_spec([100], 10, "sigmoid"), 784, np.random.default_rng(0))
+    assert model.theta.size == 79_510
+    spec = mlp_spec([100], 10, "sigmoid", shared_bias=True)
+    shared = build_model(spec, 784, np.random.default_rng(0))
+    assert shared.theta.size == 79_510 - 9  # one output bias instead of ten
