@@ -77,6 +77,7 @@ class Dense:
     unit, whose gradient is then summed over the units as well as the batch."""
 
     multi_input = False
+    init = ""  # the initialiser that drew w, set by the factory (a model summary shows it)
 
     def __init__(self, w: np.ndarray, b: np.ndarray, name: str = "dense") -> None:
         self.name = name
@@ -113,8 +114,8 @@ def _dense(
     units = int(spec["units"])
     if units <= 0:
         raise ConfigError(f"dense layer needs units > 0, got {units}")
-    init = get_initialiser(spec.get("init", "xavier"))
-    w = init(rng, n_in, units, dtype, **spec.get("init_params", {}))
+    init_name = spec.get("init", "xavier")
+    w = get_initialiser(init_name)(rng, n_in, units, dtype, **spec.get("init_params", {}))
     bias_std = float(spec.get("bias_std", 0.0))
     n_bias = 1 if spec.get("shared_bias", False) else units
     b = (
@@ -122,7 +123,9 @@ def _dense(
         if bias_std
         else np.zeros(n_bias, dtype)
     )
-    return Dense(w, b), (units,)
+    dense = Dense(w, b)
+    dense.init = init_name
+    return dense, (units,)
 
 
 class Activation:
