@@ -36,6 +36,10 @@ EXPECTED = {
     ("digits_seed", 2): set(),  # S2
     ("digits_seed", 3): {"diverges"},  # S3 on raw pixels: overflows float64 too (seed 0)
     ("digits_seed", 4): {"loss spikes"},  # S4: the funnel still reaches ~85%
+    # lr_search, an optuna search: the bounds of its space, each alone (sweepfile.variants)
+    ("lr_search", 0): set(),  # lr 1e-4: barely moves in 15 epochs (12%), nothing broken
+    ("lr_search", 1): {"class collapse", "dead units"},  # lr 10: the ReLUs die, one class
+    **{("lr_search", variant): set() for variant in (2, 3, 4)},  # each hidden size at lr 0.1
 }
 
 

@@ -30,6 +30,7 @@ def sweep(
     retry_failed: bool,
 ) -> None:
     """Run a parameter sweep (configs x seeds) from a TOML file; resumes where it stopped.
+    With mode = "optuna" in the file, an adaptive search (pip install 'digitlab[optuna]').
 
     Writes OUT/trials/<id>/ per trial, OUT/trials.jsonl, OUT/summary.csv and OUT/summary.html.
     Failed trials are listed but do not change the exit code; a bad sweep file does.

@@ -33,8 +33,9 @@ RUN_FILES: dict[str, str] = {
     "predictions.npz": "validation and test labels, predictions, probabilities and the hardest "
     "examples, for reports that never rerun the model",
     "diagnostics.json": "the alarms' findings: kind, severity, message, likely causes, remedies",
-    "status.json": "running / finished / stopped / failed, pid, epoch e of E, start and last "
-    "update, the last error line; rewritten as the run trains",
+    "status.json": "running / finished / stopped / failed (pruned: a trial an optuna sweep "
+    "stopped), pid, epoch e of E, start and last update, the last error line; rewritten as the "
+    "run trains",
     "report.html": "one self-contained page of the results (`digitlab report RUN` redraws it)",
     "plots/": "the report's figures as PNG files",
     "checkpoint.npz": "with --checkpoint-every or after Ctrl-C: what `train --resume` needs",
@@ -166,7 +167,7 @@ def new_run_dir(out: str | os.PathLike[str] | None, root: str = "runs") -> Path:
 
 
 STATUS_FILE = "status.json"
-STATES = ("running", "finished", "stopped", "failed", "died")
+STATES = ("running", "finished", "stopped", "failed", "died", "pruned")
 FOREIGN_STALE = 24 * 3600.0  # seconds without an update before another host's run counts as died
 
 

@@ -416,12 +416,15 @@ def write_summary(
     rows: Sequence[VariantSummary],
     keys: Sequence[str],
     details: dict[str, Any],
+    extra_html: str = "",
 ) -> tuple[Path, Path]:
-    """Write OUT/summary.csv and OUT/summary.html (each atomically)."""
+    """Write OUT/summary.csv and OUT/summary.html (each atomically); `extra_html` is a section
+    the page shows after its figures (an optuna search's)."""
     from digitlab.report.sweep_page import summary_html  # matplotlib loads only to draw
 
     csv_path = write_text(out / "summary.csv", summary_csv(rows, keys))
     html_path = write_text(
-        out / "summary.html", summary_html(title, rows, keys, out / "trials", details)
+        out / "summary.html",
+        summary_html(title, rows, keys, out / "trials", details, extra_html=extra_html),
     )
     return csv_path, html_path

@@ -156,8 +156,10 @@ def summary_html(
     keys: Sequence[str],
     trials_dir: Path,
     details: dict[str, Any],
+    extra_html: str = "",
 ) -> str:
-    """The self-contained page: settings, table, both plots (embedded PNGs) and failures."""
+    """The self-contained page: settings, table, both plots (embedded PNGs), `extra_html` (an
+    optuna search's section, report/search.py) and failures."""
     pngs = {
         "Test accuracy per variant": accuracy_plot(rows),
         "Validation curves": curves_plot(rows, mean_curves(rows, trials_dir)),
@@ -213,6 +215,7 @@ accuracy over seeds; test accuracy is never used to pick. Intervals: {escape(INT
 {"".join(body)}
 </tbody></table>
 {figures}
+{extra_html}
 <h2>Failed trials</h2>
 {"<ul>" + "".join(failures) + "</ul>" if failures else "<p>None.</p>"}
 <h2>Sweep</h2>

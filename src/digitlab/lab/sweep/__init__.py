@@ -9,12 +9,15 @@ The parts, each in its own module:
     worker.py     running one trial inside a worker: outcome, error.txt, staging and install
     executors.py  local worker processes (a dead worker fails only its trial) and Ray tasks
     runner.py     `run_sweep`: skip what is done, run, summarise (the command is cli/sweep.py)
+    adaptive.py   mode = "optuna": trials asked from an Optuna study in OUT/study.journal,
+                  pruned from inside training, search.json and the page's search section
 The summary (statistics, summary.csv, the table, summary.html) is in report/sweep.py and
 report/sweep_page.py, which read what the sweep recorded and never train.
 
 From Python: `run_sweep(read_sweep(path), out, workers=2, trial_fn=...)`; `trial_fn(config,
 folder) -> metrics` must be importable by name (workers are spawned, not forked), and a script
-that calls run_sweep needs `if __name__ == "__main__":`, since spawned workers import it.
+that calls run_sweep needs `if __name__ == "__main__":`, since spawned workers import it. In
+optuna mode the trial function is also given `callbacks=[...]` to pass on to training.
 """
 
 from digitlab.lab.sweep.executors import default_workers, run_local, run_ray

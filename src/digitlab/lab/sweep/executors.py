@@ -4,7 +4,9 @@
 each running one trial at a time; a worker that dies (a crash, SIGKILL, the out-of-memory
 killer) fails only its own trial ("worker died: ...") and a fresh worker takes its place.
 Ctrl-C stops the workers. `run_ray` runs each trial as a Ray task and brings its files back.
-Both call `report(trial, outcome)` in the parent, in the order trials finish.
+Both call `report(trial, outcome)` in the parent, in the order trials finish. Both take a list
+of trials, or a `Feed` that hands out trials as workers come free (an optuna search asks its
+study for the next trial only then, so each trial learns from all that finished before it).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from digitlab.errors import ConfigError
 from digitlab.lab.runs import write_text
@@ -36,6 +38,46 @@ from digitlab.lab.sweep.worker import (
 
 Report = Callable[[Trial, dict[str, Any]], None]
 """Called in the parent with each trial and its outcome {status, reason, metrics, seconds}."""
+
+
+class Feed(Protocol):
+    """Hands out trials one at a time as workers come free."""
+
+    def take(self) -> Trial | None:
+        """The next trial to run, or None when there is none to run now."""
+        ...
+
+    def give_back(self, trial: Trial) -> None:
+        """A trial taken but not started (its worker died while idle): hand it out again."""
+        ...
+
+    def more(self) -> bool:
+        """Whether `take` can give a trial now."""
+        ...
+
+
+class ListFeed:
+    """A fixed list of trials, in order."""
+
+    def __init__(self, trials: Sequence[Trial]) -> None:
+        self.queue = deque(trials)
+
+    def take(self) -> Trial | None:
+        return self.queue.popleft() if self.queue else None
+
+    def give_back(self, trial: Trial) -> None:
+        self.queue.appendleft(trial)
+
+    def more(self) -> bool:
+        return bool(self.queue)
+
+
+def _feed(trials: Sequence[Trial] | Feed) -> Feed:
+    return ListFeed(trials) if isinstance(trials, Sequence) else trials
+
+
+def _job(trial: Trial, trials_dir: Path) -> tuple[Any, ...]:
+    return (trial.values, str(trials_dir), trial.id, trial.study)
 
 
 def _store_failure(trials_dir: Path, trial: str, reason: str) -> None:
@@ -99,7 +141,7 @@ def _stop(slots: list[_Slot]) -> None:
 
 
 def run_local(
-    trials: Sequence[Trial],
+    trials: Sequence[Trial] | Feed,
     trials_dir: Path,
     workers: int,
     trial_fn: TrialFunction,
@@ -108,26 +150,26 @@ def run_local(
     """Run trials on `workers` local processes, each running one trial at a time; a worker
     that dies fails its trial and is replaced."""
     ctx = multiprocessing.get_context("spawn")  # no inherited threads or locks; portable
-    queue = deque(trials)
+    feed = _feed(trials)
     slots: list[_Slot] = []
     try:
-        while queue or any(s.trial is not None for s in slots):
+        while feed.more() or any(s.trial is not None for s in slots):
             for slot in slots:
-                if queue and slot.trial is None:
-                    trial = queue.popleft()
+                if slot.trial is None and feed.more() and (trial := feed.take()) is not None:
                     try:
-                        slot.conn.send((trial.values, str(trials_dir), trial.id))
+                        slot.conn.send(_job(trial, trials_dir))
                         slot.trial = trial
                     except OSError:  # died while idle: its replacement takes the trial
-                        queue.appendleft(trial)
+                        feed.give_back(trial)
                         slot.process.join()
             slots = [s for s in slots if s.trial is not None or s.process.is_alive()]
-            while queue and len(slots) < workers:
+            while len(slots) < workers and feed.more() and (trial := feed.take()) is not None:
                 slots.append(_start_worker(ctx, trial_fn))
-                trial = queue.popleft()
-                slots[-1].conn.send((trial.values, str(trials_dir), trial.id))
+                slots[-1].conn.send(_job(trial, trials_dir))
                 slots[-1].trial = trial
             busy = [s for s in slots if s.trial is not None]
+            if not busy:
+                break  # nothing running and nothing to hand out
             multiprocessing.connection.wait(
                 [s.conn for s in busy] + [s.process.sentinel for s in busy]
             )
@@ -154,11 +196,11 @@ def run_local(
 
 
 def _ray_job(
-    values: dict[str, Any], trial_fn: TrialFunction
+    values: dict[str, Any], trial_fn: TrialFunction, study: dict[str, Any] | None = None
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
     """A Ray task: run the trial in a temporary folder on whichever node, return its files."""
     with tempfile.TemporaryDirectory(prefix="digitlab-trial-") as tmp:
-        outcome = attempt(values, Path(tmp), trial_fn)
+        outcome = attempt(values, Path(tmp), trial_fn, study)
         files = {
             p.relative_to(tmp).as_posix(): p.read_bytes()
             for p in Path(tmp).rglob("*")
@@ -168,7 +210,7 @@ def _ray_job(
 
 
 def run_ray(
-    trials: Sequence[Trial],
+    trials: Sequence[Trial] | Feed,
     trials_dir: Path,
     address: str,
     workers: int | None,
@@ -177,7 +219,9 @@ def run_ray(
 ) -> None:
     """Run trials as Ray tasks (one CPU each) on the cluster at `address`, or on a local Ray
     instance started here for `address == "local"` (with `workers` CPUs if given). The files
-    come back to this machine, so the nodes need digitlab installed but no shared disk."""
+    come back to this machine, so the nodes need digitlab installed but no shared disk (an
+    optuna search excepted: its tasks report to the study's journal file in the sweep folder).
+    A feed has at most as many tasks in flight as there are CPUs (`workers`, or the cluster's)."""
     try:
         import ray
         import ray.exceptions
@@ -198,9 +242,18 @@ def run_ray(
                 f"--ray: cannot {where}: {type(err).__name__}: {first_line(str(err))}"
             ) from None
     task = ray.remote(num_cpus=1, max_retries=0)(_ray_job)
-    pending = {task.remote(t.values, trial_fn): t for t in trials}
+    feed = _feed(trials)
+    if isinstance(trials, Sequence):
+        limit = len(trials)
+    else:
+        limit = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    pending: dict[Any, Trial] = {}
     try:
-        while pending:
+        while True:
+            while len(pending) < limit and feed.more() and (trial := feed.take()) is not None:
+                pending[task.remote(trial.values, trial_fn, trial.study)] = trial
+            if not pending:
+                break
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
                 trial = pending.pop(ref)

@@ -6,6 +6,8 @@ report/sweep_page.py for the page). A trial's run folder is OUT/trials/<id>/ (co
 history.jsonl, metrics.json, predictions.npz, model.npz; error.txt instead for a failed trial).
 A rerun skips trials whose latest record is done; failed ones are retried only with
 --retry-failed. Ctrl-C stops the workers; finished trials stay recorded and a rerun resumes.
+A sweep with mode = "optuna" is run by adaptive.py's `run_study` in the same folder, log and
+executors, its trials asked from an Optuna study one at a time.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import contextlib
 import importlib.util
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,8 +27,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from digitlab.errors import ConfigError
 from digitlab.lab.runs import write_json
-from digitlab.lab.sweep.executors import default_workers, run_local, run_ray
-from digitlab.lab.sweep.sweepfile import SweepSpec, Trial, plan
+from digitlab.lab.sweep.executors import Feed, Report, default_workers, run_local, run_ray
+from digitlab.lab.sweep.sweepfile import SweepSpec, Trial, check_space, plan
 from digitlab.lab.sweep.trials import LOG_FILE, TrialLog
 from digitlab.lab.sweep.worker import TrialFunction, run_trial
 from digitlab.report.sweep import print_table, summarise, variant_label, write_summary
@@ -72,7 +74,15 @@ def run_sweep(
     """Validate every trial, run those not yet done, record each as it finishes, and write
     the summary (OUT/summary.csv, OUT/summary.html) and print its table."""
     console = console or Console(highlight=False)
-    options_list, trials = plan(spec)
+    if spec.mode == "optuna":
+        from digitlab.lab.sweep.adaptive import require_optuna
+
+        require_optuna()
+        check_space(spec)
+        options_list: list[dict[str, Any]] = []
+        trials: list[Trial] = []
+    else:
+        options_list, trials = plan(spec)
     folder = Path(out) if out is not None else Path("sweeps") / spec.name
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"--out {folder}: exists and is not a folder")
@@ -83,6 +93,10 @@ def run_sweep(
         for stale in trials_dir.glob(".*"):  # staging folders of an interrupted earlier run
             shutil.rmtree(stale, ignore_errors=True)
         log = TrialLog(folder / LOG_FILE)
+        if spec.mode == "optuna":
+            from digitlab.lab.sweep.adaptive import run_study
+
+            return run_study(spec, folder, log, workers, ray_address, trial_fn, console)
         latest = log.latest()
         done = [t for t in trials if latest.get(t.id, {}).get("status") == "done"]
         failed = [t for t in trials if latest.get(t.id, {}).get("status") == "failed"]
@@ -151,30 +165,37 @@ def run_sweep(
 
 
 def _execute(
-    todo: list[Trial],
+    todo: Sequence[Trial] | Feed,
     trials_dir: Path,
     log: TrialLog,
     workers: int | None,
     ray_address: str | None,
     trial_fn: TrialFunction,
     console: Console,
+    *,
+    count: int | None = None,
+    after: Report | None = None,
 ) -> None:
+    """Run the trials (a list, or a feed of `count` trials), record each outcome in the log as
+    it arrives, print it, and pass it on to `after`."""
+    count = len(todo) if isinstance(todo, Sequence) else count
     where = (
         f"Ray ({ray_address})"
         if ray_address
-        else f"{min(workers or default_workers(), len(todo))} local worker processes"
+        else f"{min(workers or default_workers(), count or 1)} local worker processes"
     )
-    console.print(f"running {len(todo)} trials on {where}")
+    console.print(f"running {count} trials on {where}")
     if importlib.util.find_spec("threadpoolctl") is None:
         console.print("threadpoolctl is not installed: BLAS threads per worker are not limited")
     columns = (TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     recorded_before = len(log.records)
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("", total=len(todo))
+        task = progress.add_task("", total=len(todo) if isinstance(todo, Sequence) else None)
 
         def report(trial: Trial, outcome: dict[str, Any]) -> None:
             record = {
                 "id": trial.id,
+                **({k: trial.study[k] for k in ("study", "number")} if trial.study else {}),
                 "options": trial.options,
                 "seed": trial.seed,
                 **outcome,
@@ -182,7 +203,8 @@ def _execute(
             }
             log.append(record)
             progress.advance(task)
-            label = f"{variant_label(trial.options)} seed {trial.seed}"
+            number = f"trial {trial.study['number']}: " if trial.study else ""
+            label = f"{number}{variant_label(trial.options)} seed {trial.seed}"
             if outcome["status"] == "done":
                 m = outcome["metrics"]
                 progress.console.print(
@@ -190,10 +212,16 @@ def _execute(
                     f"test {100 * m['test_accuracy']:.2f}% ({outcome['seconds']:.1f} s)",
                     soft_wrap=True,
                 )
+            elif outcome["status"] == "pruned":
+                progress.console.print(
+                    f"[yellow]pruned[/] {label}: {outcome['reason']}", soft_wrap=True
+                )
             else:
                 progress.console.print(
                     f"[red]failed[/] {label}: {outcome['reason']}", soft_wrap=True
                 )
+            if after is not None:
+                after(trial, outcome)
 
         try:
             if ray_address:

@@ -1,36 +1,62 @@
 """Running one trial, inside a worker process or a Ray task.
 
 `attempt` validates a trial's config, runs the trial function with one BLAS thread and turns
-whatever happens into an outcome {status, reason, metrics, seconds}: a failure is recorded,
-never raised. A local trial is written to a hidden staging folder and renamed into place when
-complete (`install`), so OUT/trials/<id>/ never holds half a trial.
+whatever happens into an outcome {status, reason, metrics, seconds} (and `error`, the type of a
+failure): a failure is recorded, never raised. In an optuna search (adaptive.py) the trial
+function also gets `callbacks`, epoch callbacks that report to the study and raise `Pruned` to
+stop a trial whose validation loss lags; its outcome is then "pruned". A local trial is
+written to a hidden staging folder and renamed into place when complete (`install`), so
+OUT/trials/<id>/ never holds half a trial.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing.connection
 import os
 import shutil
 import signal
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from digitlab.core.hooks import EpochCallback
 from digitlab.errors import ConfigError, DigitlabError
 from digitlab.lab.config import Config, make_config
 from digitlab.lab.experiment import run
-from digitlab.lab.runs import write_text
+from digitlab.lab.runs import (
+    HISTORY_FILE,
+    STATUS_FILE,
+    append_jsonl,
+    now_iso,
+    read_history,
+    write_json,
+    write_text,
+)
 
-TrialFunction = Callable[[Config, Path], dict[str, Any]]
-"""Train one trial into `folder` and return its metrics (the content of metrics.json)."""
+TrialFunction = Callable[..., dict[str, Any]]
+"""`trial_fn(config, folder)`: train one trial into `folder` and return its metrics (the content
+of metrics.json). In optuna mode it is called with `callbacks=[...]` too, epoch callbacks it
+passes on to the training (run_trial does)."""
 
 
-def run_trial(config: Config, folder: Path) -> dict[str, Any]:
+class Pruned(DigitlabError):
+    """The study's pruner stopped this trial after an epoch: `record` is that epoch's history
+    line, `metrics` what the trial record keeps of it."""
+
+    def __init__(self, message: str, record: dict[str, Any], metrics: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.record, self.metrics = record, metrics
+
+
+def run_trial(
+    config: Config, folder: Path, callbacks: Sequence[EpochCallback] = ()
+) -> dict[str, Any]:
     """The default trial: a complete digitlab run written to `folder`; returns its metrics."""
-    return run(config, folder).metrics
+    return run(config, folder, callbacks=callbacks).metrics
 
 
 @contextlib.contextmanager
@@ -69,30 +95,64 @@ def first_line(text: str) -> str:
     return (text.strip().splitlines() or [""])[0]
 
 
-def attempt(values: dict[str, Any], folder: Path, trial_fn: TrialFunction) -> dict[str, Any]:
+def mark_pruned(folder: Path, pruned: Pruned) -> None:
+    """Finish the run folder of a pruned trial: the pruning epoch's history line (the pruner
+    stops the run in an epoch callback, before the run's own callback writes it) and
+    status.json saying "pruned" at that epoch (the run marked itself failed)."""
+    try:
+        status = json.loads((folder / STATUS_FILE).read_text())
+        written = len(read_history(folder))
+    except (OSError, ValueError, DigitlabError):
+        return  # a trial function that keeps no run folder
+    epoch = int(pruned.record.get("epoch", written + 1))
+    if written < epoch:
+        append_jsonl(folder / HISTORY_FILE, pruned.record)
+    if isinstance(status, dict):
+        status.update(state="pruned", epoch=epoch, error=str(pruned), updated=now_iso())
+        write_json(folder / STATUS_FILE, status)
+
+
+def attempt(
+    values: dict[str, Any],
+    folder: Path,
+    trial_fn: TrialFunction,
+    study: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Validate and run one trial into `folder`: the outcome {status, reason, metrics, seconds}.
 
     Our own errors (bad config or data, a non-finite loss) give their one-line message; any
-    other exception its type and first line, with the traceback in folder/error.txt.
+    other exception its type and first line, with the traceback in folder/error.txt. With
+    `study` (optuna mode), the trial reports each epoch to it and may be pruned.
     """
     start = time.perf_counter()
     outcome: dict[str, Any]
     try:
         with _one_blas_thread():
             config = make_config(values)
-            outcome = {
-                "status": "done",
-                "reason": None,
-                "metrics": key_metrics(trial_fn(config, folder)),
-            }
+            if study is None:
+                metrics = trial_fn(config, folder)
+            else:
+                from digitlab.lab.sweep.adaptive import pruning_callbacks
+
+                metrics = trial_fn(config, folder, callbacks=pruning_callbacks(study))
+            outcome = {"status": "done", "reason": None, "metrics": key_metrics(metrics)}
+    except Pruned as pruned:
+        outcome = {"status": "pruned", "reason": str(pruned), "metrics": pruned.metrics}
+        mark_pruned(folder, pruned)
     except DigitlabError as err:
-        outcome = {"status": "failed", "reason": first_line(str(err)), "metrics": {}}
+        outcome = {
+            "status": "failed",
+            "reason": first_line(str(err)),
+            "metrics": {},
+            "error": type(err).__name__,
+        }
         write_text(folder / "error.txt", f"{err}\n")
     except (Exception, SystemExit) as err:  # SystemExit too: a trial must not end its worker
         outcome = {
             "status": "failed",
             "reason": f"{type(err).__name__}: {first_line(str(err))}",
             "metrics": {},
+            "error": type(err).__name__,
         }
         write_text(folder / "error.txt", traceback.format_exc())
     outcome["seconds"] = round(time.perf_counter() - start, 3)
@@ -119,10 +179,14 @@ def staging_folder(trials_dir: Path, trial: str) -> Path:
 
 
 def _local_job(
-    values: dict[str, Any], trials_dir: str, trial: str, trial_fn: TrialFunction
+    values: dict[str, Any],
+    trials_dir: str,
+    trial: str,
+    trial_fn: TrialFunction,
+    study: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     staging = staging_folder(Path(trials_dir), trial)
-    outcome = attempt(values, staging, trial_fn)
+    outcome = attempt(values, staging, trial_fn, study)
     install(staging, Path(trials_dir) / trial)
     return outcome
 
@@ -138,7 +202,7 @@ def worker_main(conn: multiprocessing.connection.Connection, trial_fn: TrialFunc
         if job is None:
             return
         try:
-            values, trials_dir, trial = job
-            conn.send(_local_job(values, trials_dir, trial, trial_fn))
+            values, trials_dir, trial, study = job
+            conn.send(_local_job(values, trials_dir, trial, trial_fn, study))
         except (BrokenPipeError, OSError):
             return
