@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from digitlab.diagnostics.alarms import find
+from digitlab.errors import NumericError
 from digitlab.lab.config import make_config, read_config_file
 from digitlab.lab.experiment import run
 from digitlab.lab.sweep import plan, read_sweep
@@ -27,6 +28,14 @@ EXPECTED = {
     ("lr_activation", 6): {"loss spikes"},  # relu at lr 1: the top of the working range
     ("lr_activation", 7): set(),  # sigmoid at lr 1
     ("lr_activation", 8): {"loss spikes"},  # tanh at lr 1
+    # S1 as its author built it: the shared output bias lets at most two classes win
+    ("digits_one_unit", 0): {"class collapse"},
+    ("digits_seed_s2", 0): set(),  # S2 with the author's settings: 86% on his 200 images
+    ("digits_seed", 0): {"class collapse"},  # S1, shared output bias
+    ("digits_seed", 1): set(),  # S1 with per-unit output biases
+    ("digits_seed", 2): set(),  # S2
+    ("digits_seed", 3): {"diverges"},  # S3 on raw pixels: overflows float64 too (seed 0)
+    ("digits_seed", 4): {"loss spikes"},  # S4: the funnel still reaches ~85%
     # lr_search, an optuna search: the bounds of its space, each alone (sweepfile.variants)
     # lr 1e-4, 1,000x under the working rate: 12% after 15 epochs, the weights barely move
     ("lr_search", 0): {"near chance", "update ratio too low"},
@@ -40,7 +49,11 @@ def digits_runs():
         values = read_config_file(recipe)
         if values.get("data") == "digits":
             yield pytest.param(values, (recipe.stem, 0), id=recipe.stem)
+    # the open questions' sweeps (q*.toml) are research grids of many variants, too many to run
+    # to the end here (each trial folder of `digitlab sweep` keeps its alarms in diagnostics.json)
     for sweep in sorted((ROOT / "recipes" / "sweeps").glob("*.toml")):
+        if sweep.stem.startswith("q"):
+            continue
         _, trials = plan(read_sweep(sweep))
         first_seed = [t for t in trials if t.seed == trials[0].seed]
         for number, trial in enumerate(first_seed):
@@ -52,6 +65,10 @@ def digits_runs():
 @pytest.mark.parametrize(("values", "key"), list(digits_runs()))
 def test_digits_recipe_raises_only_the_alarms_it_deserves(values, key, tmp_path):
     assert key in EXPECTED, f"{key}: run it and state the alarms it deserves in EXPECTED"
+    if EXPECTED[key] == {"diverges"}:
+        with pytest.raises(NumericError, match="non-finite"):
+            run(make_config(values), tmp_path)
+        return
     result = run(make_config(values), tmp_path)
     found = {f.kind for f in find(result.history.records()) if f.severity == "warning"}
     assert found == EXPECTED[key]

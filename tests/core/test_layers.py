@@ -128,3 +128,32 @@ def test_every_registered_layer_keeps_the_layer_contract(rng):
         assert lay.multi_input == (lay.name in ("sum", "both"))
     x, y = rng.standard_normal((6, 16)), rng.integers(0, 3, 6)
     assert all(r.passed for r in check_model(model, x, y))
+
+
+@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "quadratic", "sigmoid_cross_entropy"])
+def test_shared_output_bias(loss, tiny_batch):
+    """One scalar output bias: shape (1,), gradient summed over the units, gradient-checked."""
+    x, y = tiny_batch
+    spec = mlp_spec([4], 3, "tanh", shared_bias=True)
+    assert spec[-1] == {"type": "dense", "units": 3, "init": "xavier", "shared_bias": True}
+    model = build_model(spec, 6, np.random.default_rng(7), np.float64)
+    output = model.layers[-1]
+    assert output.params["b"].shape == (1,) and model.layers[0].params["b"].shape == (4,)
+    output.params["b"][:] = 0.4
+    assert max(check_model(model, x, y, loss), key=lambda r: r.error).passed
+    logits = model.forward(x, training=True)
+    dlogits = np.random.default_rng(1).standard_normal(logits.shape)
+    model.backward(dlogits)
+    np.testing.assert_allclose(output.grads["b"], [dlogits.sum()])
+    first = model.layers[0].params
+    hidden = np.tanh(x @ first["w"] + first["b"])
+    np.testing.assert_allclose(logits, hidden @ output.params["w"] + 0.4)
+
+
+def test_parameter_count_of_the_book_net():
+    """N13: 784-100-10 has 784 * 100 + 100 + 100 * 10 + 10 = 79,510 parameters."""
+    model = build_model(mlp_spec([100], 10, "sigmoid"), 784, np.random.default_rng(0))
+    assert model.theta.size == 79_510
+    spec = mlp_spec([100], 10, "sigmoid", shared_bias=True)
+    shared = build_model(spec, 784, np.random.default_rng(0))
+    assert shared.theta.size == 79_510 - 9  # one output bias instead of ten

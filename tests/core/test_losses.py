@@ -90,3 +90,17 @@ def test_loss_is_mean_over_samples_and_sum_over_classes():
         value, grad = get_loss("softmax_cross_entropy")(np.zeros((n, k)), np.zeros(n, int))
         assert value == pytest.approx(np.log(k))
         assert grad[0, 0] == pytest.approx((1 / k - 1) / n)
+
+
+def test_sigmoid_cross_entropy_is_nielsens_network2_cost():
+    """-sum_k [t_k ln a_k + (1 - t_k) ln(1 - a_k)] with a = sigmoid(z), averaged over samples;
+    its gradient (a - t) / n (float64, logits where the plain formula is exact enough)."""
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 3, size=(7, 10))
+    y = rng.integers(0, 10, size=7)
+    t = np.eye(10)[y]
+    a = 1 / (1 + np.exp(-logits))
+    plain = -(t * np.log(a) + (1 - t) * np.log(1 - a)).sum(axis=1).mean()
+    value, grad = get_loss("sigmoid_cross_entropy")(logits, y)
+    np.testing.assert_allclose(value, plain, rtol=1e-12)
+    np.testing.assert_allclose(grad, (a - t) / 7, rtol=1e-12, atol=1e-15)

@@ -157,14 +157,14 @@ def test_nielsen_needs_more_than_10000() -> None:
 @pytest.mark.parametrize(
     ("split", "val_fraction", "match"),
     [
-        ("random", 0.1, "holdout, book, nielsen"),
+        ("random", 0.1, "holdout, book, nielsen, per_class"),
         ("holdout", 0.0, "val_fraction"),
         ("holdout", 1.0, "val_fraction"),
         ("holdout", -0.5, "val_fraction"),
     ],
 )
 def test_bad_split_settings(split: str, val_fraction: float, match: str) -> None:
-    assert SPLITS == ("holdout", "book", "nielsen")
+    assert SPLITS == ("holdout", "book", "nielsen", "per_class")
     with pytest.raises(ConfigError, match=match):
         make_splits(
             numbered_dataset(), split, val_fraction=val_fraction, rng=np.random.default_rng(0)
@@ -185,3 +185,54 @@ def test_train_first_keeps_the_first_training_rows(rng: np.random.Generator) -> 
     assert len(splits.val.y) == len(whole.val.y)  # validation never shrinks
     with pytest.raises(DataError, match="--train-first 9999 is more than"):
         make_splits(dataset, "holdout", train_first=9999, rng=rng)
+
+
+# per_class: the 8x8 digits' hand-built classifier (first 174 of each class, last 20 validate)
+
+
+def test_per_class_split_takes_the_first_of_each_class_in_source_order() -> None:
+    dataset = numbered_dataset(n_train=300, n_test=60)
+    rng = np.random.default_rng(0)
+    splits = make_splits(dataset, "per_class", per_class=12, val_per_class=3, rng=rng)
+    ids = np.concatenate([row_ids(dataset.x_train), row_ids(dataset.x_test)])
+    y = np.concatenate([dataset.y_train, dataset.y_test])
+    for k in range(3):
+        first = ids[y == k][:12]  # the source order: training file, then test file
+        np.testing.assert_array_equal(row_ids(splits.train.x[splits.train.y == k]), first[:9])
+        np.testing.assert_array_equal(row_ids(splits.val.x[splits.val.y == k]), first[9:])
+    assert np.bincount(splits.train.y).tolist() == [9, 9, 9]
+    assert np.bincount(splits.val.y).tolist() == [3, 3, 3]
+    used = np.concatenate([row_ids(s.x) for s in (splits.train, splits.val, splits.test)])
+    assert np.array_equal(np.sort(used), np.sort(ids))  # disjoint and complete
+
+
+def test_per_class_split_follows_the_source_index() -> None:
+    plain = numbered_dataset(n_train=30, n_test=30)
+    # the same 60 images, stored with their halves swapped: the source order is unchanged
+    swapped = Dataset(
+        name="swapped",
+        x_train=plain.x_test,
+        y_train=plain.y_test,
+        x_test=plain.x_train,
+        y_test=plain.y_train,
+        image_shape=plain.image_shape,
+        n_classes=3,
+        max_value=255.0,
+        source_index=np.concatenate([np.arange(30, 60), np.arange(30)]),
+    )
+    rng = np.random.default_rng(0)
+    a = make_splits(plain, "per_class", per_class=6, val_per_class=2, rng=rng)
+    b = make_splits(swapped, "per_class", per_class=6, val_per_class=2, rng=rng)
+    for part in ("train", "val", "test"):
+        np.testing.assert_array_equal(getattr(a, part).x, getattr(b, part).x)
+
+
+def test_per_class_split_errors() -> None:
+    rng = np.random.default_rng(0)
+    dataset = numbered_dataset()
+    with pytest.raises(ConfigError, match="val_per_class must be between 0 and per_class"):
+        make_splits(dataset, "per_class", per_class=5, val_per_class=5, rng=rng)
+    with pytest.raises(DataError, match="larger than class"):
+        make_splits(dataset, "per_class", per_class=1000, val_per_class=5, rng=rng)
+    with pytest.raises(ConfigError, match="sets its own sizes"):
+        make_splits(dataset, "per_class", train_first=10, rng=rng)

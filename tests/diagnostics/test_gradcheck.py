@@ -79,3 +79,11 @@ def test_check_model_leaves_running_statistics_and_dropout_stream_alone(rng):
     for name, value in model.buffers():
         np.testing.assert_array_equal(value, buffers[name], err_msg=name)
     assert dropout.rng.bit_generator.state == state
+
+
+@pytest.mark.parametrize("loss", ["sigmoid_cross_entropy", "quadratic"])
+def test_the_shared_output_bias_passes_from_the_cli(loss, cli):
+    """S1's one scalar output bias and network2's sigmoid cross-entropy, checked in float64."""
+    code, out, err = cli(["gradcheck", "--hidden-sizes", "4", "--shared-bias", "--loss", loss])
+    assert code == 0, out + err
+    assert "PASS: every gradient matches" in out and "layer dense2" in out

@@ -73,7 +73,8 @@ def layer(type_name: str) -> Callable[[LayerFactory], LayerFactory]:
 
 
 class Dense:
-    """z = x @ w + b, with w (n_in, n_out) and b (n_out,)."""
+    """z = x @ w + b, with w (n_in, n_out) and b (n_out,), or b (1,): one bias shared by every
+    unit, whose gradient is then summed over the units as well as the batch."""
 
     multi_input = False
     init = ""  # the initialiser that drew w, set by the factory (a model summary shows it)
@@ -96,7 +97,10 @@ class Dense:
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         assert self._x is not None, "backward before a training forward"
         np.matmul(self._x.T, dout, out=self.grads["w"])
-        dout.sum(axis=0, out=self.grads["b"])
+        if self.grads["b"].size == 1:
+            self.grads["b"][0] = dout.sum()
+        else:
+            dout.sum(axis=0, out=self.grads["b"])
         return dout @ self.params["w"].T if self.needs_input_grad else None
 
 
@@ -113,10 +117,11 @@ def _dense(
     init_name = spec.get("init", "xavier")
     w = get_initialiser(init_name)(rng, n_in, units, dtype, **spec.get("init_params", {}))
     bias_std = float(spec.get("bias_std", 0.0))
+    n_bias = 1 if spec.get("shared_bias", False) else units
     b = (
-        (rng.standard_normal(units) * bias_std).astype(dtype)
+        (rng.standard_normal(n_bias) * bias_std).astype(dtype)
         if bias_std
-        else np.zeros(units, dtype)
+        else np.zeros(n_bias, dtype)
     )
     dense = Dense(w, b)
     dense.init = init_name

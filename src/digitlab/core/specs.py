@@ -19,11 +19,13 @@ def mlp_spec(
     bias_std: float = 0.0,
     dropout: float = 0.0,
     output_activation: str | None = None,
+    shared_bias: bool = False,
 ) -> list[dict[str, Any]]:
     """Layer dicts for a multi-layer perceptron: (dense, activation[, dropout]) per hidden layer.
 
     The initialiser defaults to the one the activation registers (He for the ReLU family,
     Xavier for sigmoid and tanh); the output layer uses Xavier unless `init` is given.
+    `shared_bias` gives the output layer one scalar bias shared by all classes.
     """
     entry = get_activation(activation)
     check_params(activation, activation_params or {})
@@ -44,6 +46,8 @@ def mlp_spec(
         if dropout:
             spec.append({"type": "dropout", "rate": dropout})
     spec.append(dense(n_classes, init or "xavier"))
+    if shared_bias:
+        spec[-1]["shared_bias"] = True
     if output_activation:
         get_activation(output_activation)
         spec.append({"type": "activation", "name": output_activation})

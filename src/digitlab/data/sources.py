@@ -69,6 +69,8 @@ class Dataset:
     n_classes: int
     max_value: float  # the largest possible pixel value, for scaling to [0, 1]
     class_names: tuple[str, ...] | None = None  # label i's name; None: the labels are digits
+    # each row of (train, then test) as numbered in the source; None: the source holds them so
+    source_index: np.ndarray | None = None
 
 
 def held_out_test(
@@ -95,6 +97,7 @@ def held_out_test(
         n_classes=n_classes,
         max_value=max_value,
         class_names=class_names,
+        source_index=np.concatenate([train_index, test_index]),
     )
 
 

@@ -18,7 +18,7 @@ from digitlab.errors import ConfigError, DataError
 if TYPE_CHECKING:
     from digitlab.data.sources import Dataset
 
-SPLITS = ("holdout", "book", "nielsen")
+SPLITS = ("holdout", "book", "nielsen", "per_class")
 NIELSEN_VALIDATION_SIZE = 10_000
 
 
@@ -102,6 +102,34 @@ def _rows(array: np.ndarray, index: np.ndarray) -> np.ndarray:
     return array[index]
 
 
+def per_class_splits(dataset: Dataset, per_class: int, val_per_class: int) -> Splits:
+    """The first `per_class` images of each class in the source's order (training and test
+    files pooled), the last `val_per_class` of them validation, the others training; every
+    image left over is the test set (the 8x8 digits' hand-built classifier: 174 and 20)."""
+    if not 0 < val_per_class < per_class:
+        raise ConfigError(
+            f"val_per_class must be between 0 and per_class ({per_class}), got {val_per_class}"
+        )
+    x = np.concatenate([dataset.x_train, dataset.x_test])
+    y = np.concatenate([dataset.y_train, dataset.y_test])
+    index = dataset.source_index if dataset.source_index is not None else np.arange(y.size)
+    visit = np.argsort(index, kind="stable")
+    x, y = x[visit], y[visit]  # the pooled images in the source's order
+    first_per_class(y, per_class)  # raises when a class has fewer than per_class images
+    order = np.argsort(y, kind="stable")
+    rank = np.empty(y.size, dtype=np.int64)
+    rank[order] = _rank_within_class(y, order)[1]  # each image's rank inside its class
+    masks = (
+        rank < per_class - val_per_class,
+        (rank >= per_class - val_per_class) & (rank < per_class),
+        rank >= per_class,
+    )
+    if not masks[2].any():
+        raise DataError(f"{dataset.name}: per_class {per_class} leaves the test set empty")
+    train, val, test = (Split(x[mask], y[mask]) for mask in masks)
+    return Splits(train=train, val=val, test=test)
+
+
 def make_splits(
     dataset: Dataset,
     split: str = "holdout",
@@ -109,6 +137,8 @@ def make_splits(
     val_fraction: float = 0.1,
     train_per_class: int | None = None,
     train_first: int | None = None,
+    per_class: int = 174,
+    val_per_class: int = 20,
     rng: np.random.Generator,
 ) -> Splits:
     """Cut a Dataset into train, validation and test.
@@ -117,9 +147,14 @@ def make_splits(
     book: all training images; validation and test are the first and second half of the test
         set ('Programming Machine Learning').
     nielsen: the last 10,000 training images are validation (Nielsen's 50k/10k).
+    per_class: see per_class_splits (train_per_class and train_first do not apply).
     """
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
+    if split == "per_class":
+        if train_per_class is not None or train_first is not None:
+            raise ConfigError("the per_class split sets its own sizes: drop train_per_class")
+        return per_class_splits(dataset, per_class, val_per_class)
     if not 0.0 < val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be between 0 and 1, got {val_fraction}")
     n_train = dataset.y_train.shape[0]

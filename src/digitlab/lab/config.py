@@ -110,12 +110,23 @@ class Config(BaseModel):
         None,
         description="Where MNIST is downloaded [$DIGITLAB_CACHE/mnist or ~/.cache/digitlab/mnist].",
     )
-    split: Literal["holdout", "book", "nielsen"] = Field("holdout", description="Validation split.")
+    split: Literal["holdout", "book", "nielsen", "per_class"] = Field(
+        "holdout", description="Validation split."
+    )
     val_fraction: float = Field(0.1, gt=0, lt=1, description="Validation share of training data.")
     train_per_class: int | None = Field(
         None, gt=0, description="Keep the first N training images per class."
     )
     train_first: int | None = Field(None, gt=0, description="Keep the first N training images.")
+    per_class: int = Field(
+        174, gt=1, description="per_class split: the first N images of each class (all files)."
+    )
+    val_per_class: int = Field(
+        20, gt=0, description="per_class split: the last N of those validate; the rest test."
+    )
+    raw_pixels: bool = Field(
+        False, description="Keep the raw pixel values (digits: 0-16) instead of scaling to [0, 1]."
+    )
     standardize: bool = Field(False, description="Standardise with the training set's statistics.")
     per_pixel: bool = Field(False, description="Standardise each pixel apart.")
     invert: bool = Field(False, description="Invert pixels (1 - x).")
@@ -139,6 +150,9 @@ class Config(BaseModel):
     init: Entry | None = Field(None, description="Weight initialiser [per activation].")
     bias_std: float = Field(0.0, ge=0, description="Draw biases from N(0, std^2) (0: zeros).")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout rate after each hidden layer.")
+    shared_bias: bool = Field(
+        False, description="One output bias shared by all classes (the dense key shared_bias)."
+    )
     output_activation: str | None = Field(
         None, description="Activation on the output layer (e.g. sigmoid)."
     )

@@ -88,6 +88,8 @@ def raw_splits(config: Config) -> tuple[Any, Splits]:
         val_fraction=config.val_fraction,
         train_per_class=config.train_per_class,
         train_first=config.train_first,
+        per_class=config.per_class,
+        val_per_class=config.val_per_class,
         rng=streams(config.seed)["split"],
     )
     return dataset, splits
@@ -96,8 +98,9 @@ def raw_splits(config: Config) -> tuple[Any, Splits]:
 def prepare_data(config: Config) -> Prepared:
     """Load the dataset, split it, and fit the transforms on the training part only."""
     dataset, raw = raw_splits(config)
+    max_value = 1.0 if config.raw_pixels else dataset.max_value  # dividing by 1 keeps them raw
     pipeline = build_pipeline(
-        max_value=dataset.max_value,
+        max_value=max_value,
         image_shape=dataset.image_shape,
         dtype=np.dtype(config.dtype),
         crop=config.crop,
@@ -107,7 +110,7 @@ def prepare_data(config: Config) -> Prepared:
         standardize=config.standardize,
         per_pixel=config.per_pixel,
     )
-    n_classes, image_shape, max_value = dataset.n_classes, dataset.image_shape, dataset.max_value
+    n_classes, image_shape = dataset.n_classes, dataset.image_shape
     class_names = dataset.class_names
     # Peak memory: the whole raw dataset is let go once split, and each part's raw pixels while
     # converted (to_float), so the float arrays are about all that is ever held (MNIST: the
@@ -149,6 +152,8 @@ def build_from_config(
         spec = [dict(layer) for layer in config.layers]
         if not any(layer.get("name") == "output" for layer in spec):
             spec.append({"type": "dense", "units": n_classes, "init": "xavier"})
+            if config.shared_bias:
+                spec[-1]["shared_bias"] = True
     else:
         spec = mlp_spec(
             config.hidden_sizes,
@@ -160,6 +165,7 @@ def build_from_config(
             bias_std=config.bias_std,
             dropout=config.dropout,
             output_activation=config.output_activation,
+            shared_bias=config.shared_bias,
         )
     rows = min(max(config.batch_size, EVAL_CHUNK), examples) if examples else EVAL_CHUNK
     check_model_memory(spec, input_size, config.dtype, rows, ConfigError)
