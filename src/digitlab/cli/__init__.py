@@ -6,6 +6,7 @@ One click group, `app`, holds every command: train, gradcheck and diagnose (trai
 model (options.py); shell completion is click's own (complete.py). Errors we raise on purpose
 (DigitlabError) and bad flags are printed as one line on stderr with a non-zero exit code (1 for
 a run that failed, 2 for a usage error), never as a traceback.
+export (export.py) sends run folders and sweeps to TensorBoard and MLflow.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import click
 from rich.console import Console
 
 from digitlab.cli.evaluate import eval_command
+from digitlab.cli.export import export
 from digitlab.cli.registries import list_command
 from digitlab.cli.report import report, tough
 from digitlab.cli.sweep import sweep
@@ -33,6 +35,7 @@ def app() -> None:
 for command in (train, gradcheck, diagnose, eval_command, list_command, sweep, report, tough):
     app.add_command(command)
 app.add_command(studio_command)
+app.add_command(export)
 
 
 def main(argv: list[str] | None = None) -> None:
