@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from digitlab.errors import ConfigError
+from digitlab.errors import ConfigError, DataError
 from digitlab.export.sources import Source, final_metrics, flat_params, require
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -73,7 +73,9 @@ def export_mlflow(
         return _export(sources, uri, experiment)
     except MlflowException as err:
         first = (str(err.message).strip().splitlines() or [type(err).__name__])[0]
-        raise ConfigError(f"mlflow ({uri}): {first}") from None
+        raise ConfigError(f"mlflow ({uri}): {first.split('. ')[0]}") from None
+    except OSError as err:
+        raise DataError(f"mlflow ({uri}): {err.strerror or err} ({err.filename})") from None
 
 
 def _export(sources: list[Source], uri: str, experiment: str) -> list[Exported]:

@@ -17,7 +17,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from digitlab.errors import ConfigError
+from digitlab.errors import ConfigError, DataError
 from digitlab.export.sources import Source, final_metrics, flat_params, require
 from digitlab.lab.runs import write_json
 
@@ -42,6 +42,8 @@ def export_tensorboard(sources: list[Source], to: str | os.PathLike[str]) -> lis
         try:
             _write_run(source, staging)
             _replace(staging, target)
+        except OSError as err:
+            raise DataError(f"{target}: cannot be written ({err.strerror or err})") from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         written.append(target)
