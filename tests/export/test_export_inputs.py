@@ -58,6 +58,15 @@ def test_a_sweep_gives_its_done_trials_and_notes_the_failed(tiny_sweep, tmp_path
     assert len(sources[0].run.history) == 2
 
 
+def test_a_folder_given_twice_counts_once(tiny_run, tiny_sweep):
+    trial = next((tiny_sweep / "trials").iterdir())
+    sources, _ = find_runs([tiny_run, tiny_sweep, tiny_run, trial])
+    assert [s.path for s in sources] == [
+        tiny_run.resolve(),
+        *sorted(p.resolve() for p in (tiny_sweep / "trials").iterdir()),
+    ]
+
+
 @pytest.mark.parametrize("command", [["tensorboard", "--to", "tb"], ["mlflow"]])
 def test_not_a_run_folder_is_one_line(cli, command, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -132,6 +132,11 @@ def test_a_run_that_changed_replaces_its_mlflow_run(cli, tiny_run, tmp_path):
     assert run.info.run_id != first
     assert client.get_run(first).info.lifecycle_stage == "deleted"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss/train")] == [1, 2]
+    # an export cut short (no fingerprint yet: it is set last) is logged again, not kept
+    client.delete_tag(run.info.run_id, "digitlab.fingerprint")
+    code, out, err = cli(args)
+    assert out.startswith("replaced  growing: run ")
+    assert runs_of(client, "mine")["growing"].info.run_id != run.info.run_id
 
 
 def test_the_default_store_is_sqlite_in_the_current_folder(cli, tiny_run, tmp_path, monkeypatch):

@@ -30,8 +30,12 @@ def export() -> None:
     help="Log folder: each run goes to TO/<name> (a rerun replaces it).",
 )
 def tensorboard(runs: tuple[Path, ...], to: Path) -> None:
-    """Write RUNS (run or sweep folders) as TensorBoard event files: per-epoch scalars,
-    hparams (config and final metrics) and the report's figures. View: tensorboard --logdir TO."""
+    """Write runs and sweeps as TensorBoard event files.
+
+    RUNS are run folders or sweep folders (every finished trial). Each run gets TO/<name>: its
+    per-epoch numbers as scalars, its config and final metrics as hparams and the report's
+    figures as images. View them with `tensorboard --logdir TO`.
+    """
     from digitlab.export import export_tensorboard, find_runs
 
     sources, notes = find_runs(list(runs))
@@ -50,9 +54,13 @@ def tensorboard(runs: tuple[Path, ...], to: Path) -> None:
 )
 @click.option("--experiment", default="digitlab", show_default=True, help="MLflow experiment.")
 def mlflow(runs: tuple[Path, ...], tracking_uri: str | None, experiment: str) -> None:
-    """Log RUNS (run or sweep folders) as MLflow runs: config as params, per-epoch metrics
-    (step = epoch), final metrics and the folder as artifacts. Exporting again adds no
-    duplicate: an unchanged run is kept, a changed one replaced."""
+    """Log runs and sweeps as MLflow runs.
+
+    RUNS are run folders or sweep folders (every finished trial, under a parent run per sweep).
+    Each run gets its config as params, its per-epoch metrics (step = epoch), its final metrics
+    and its folder's files as artifacts. Exporting again adds no duplicate: an unchanged run is
+    kept, a changed one replaced.
+    """
     from digitlab.export import DEFAULT_TRACKING_URI, export_mlflow, find_runs
 
     sources, notes = find_runs(list(runs))

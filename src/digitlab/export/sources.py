@@ -191,8 +191,9 @@ def is_sweep_folder(path: Path) -> bool:
 def find_runs(paths: list[str | os.PathLike[str]]) -> tuple[list[Source], list[str]]:
     """The runs to export from run and sweep folders, and notes on what was skipped.
 
-    A sweep contributes each trial whose latest record is done (failed trials are noted). Two
-    runs with one name get `-2`, `-3`, ... in the order given.
+    A sweep contributes each trial whose latest record is done (failed trials are noted). A
+    folder given twice (or also inside a sweep given) counts once; two runs with one name get
+    `-2`, `-3`, ... in the order given.
     """
     sources: list[Source] = []
     notes: list[str] = []
@@ -211,6 +212,8 @@ def find_runs(paths: list[str | os.PathLike[str]]) -> tuple[list[Source], list[s
                 f"{path}: not a run folder (no config.json or history.jsonl) "
                 f"nor a sweep folder (no {LOG_FILE})"
             )
+    unique = {source.path: source for source in reversed(sources)}  # the first of each path
+    sources = [source for source in sources if unique[source.path] is source]
     seen: dict[str, int] = {}
     for source in sources:
         count = seen[source.name] = seen.get(source.name, 0) + 1

@@ -121,7 +121,6 @@ def _export_run(client: Any, experiment_id: str, source: Source, parent: str | N
     started = min(times.values(), default=now) - _first_seconds(source)
     tags = {
         SOURCE_TAG: source_id(source.path),
-        FINGERPRINT_TAG: fingerprint,
         "digitlab.run_folder": str(source.path),
         "digitlab.state": source.state,
         **source.tags,
@@ -149,6 +148,7 @@ def _export_run(client: Any, experiment_id: str, source: Source, parent: str | N
     _log_folder(client, run_id, source)
     if source.state in STATUS:
         client.set_terminated(run_id, STATUS[source.state], end_time=end)
+    client.set_tag(run_id, FINGERPRINT_TAG, fingerprint)  # last: a run cut short is logged anew
     return Exported(source.name, run_id, "replaced" if existing else "new")
 
 
