@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from digitlab.errors import ConfigError, DataError
-from digitlab.lab.runs import is_run_folder
+from digitlab.lab.runs import is_run_folder, read_status
 from digitlab.lab.sweep.trials import LOG_FILE, read_records
 from digitlab.report.runfolder import RunFolder, read_run
 from digitlab.report.sweep import variant_label
@@ -110,7 +110,7 @@ class Source:
         """Every per-epoch number of history.jsonl: export name -> [(epoch, value), ...]."""
         series: dict[str, list[tuple[int, float]]] = {}
         for index, record in enumerate(self.run.history, start=1):
-            epoch = int(record.get("epoch", index))
+            epoch = _epoch(record, index)
             for key, value in record.items():
                 if key != "epoch" and _number(value):
                     series.setdefault(scalar_name(key), []).append((epoch, float(value)))
@@ -119,7 +119,7 @@ class Source:
     def epoch_times(self) -> dict[int, float]:
         """Epoch -> wall-clock time (seconds since 1970) when it ended: the run's start plus the
         seconds of the epochs so far (start: status.json's, else config.json's mtime)."""
-        started = (self.run.live or _status(self.run.path)).get("started")
+        started = (self.run.live or read_status(self.run.path) or {}).get("started")
         try:
             clock = datetime.fromisoformat(str(started)).timestamp()
         except ValueError:
@@ -128,12 +128,12 @@ class Source:
         for index, record in enumerate(self.run.history, start=1):
             seconds = record.get("seconds", 0.0)
             clock += float(seconds) if _number(seconds) else 0.0
-            times[int(record.get("epoch", index))] = clock
+            times[_epoch(record, index)] = clock
         return times
 
     @property
     def last_epoch(self) -> int:
-        return max((int(r.get("epoch", k)) for k, r in enumerate(self.run.history, 1)), default=0)
+        return max((_epoch(r, k) for k, r in enumerate(self.run.history, 1)), default=0)
 
     @property
     def state(self) -> str:
@@ -163,12 +163,10 @@ class Source:
             return {f.name: f.read_bytes() for f in sorted((copy / "plots").glob("*.png"))}
 
 
-def _status(folder: Path) -> dict[str, Any]:
-    try:
-        status = json.loads((folder / "status.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return status if isinstance(status, dict) else {}
+def _epoch(record: dict[str, Any], index: int) -> int:
+    """A record's epoch number; its position (from 1) when it has none."""
+    epoch = record.get("epoch", index)
+    return int(epoch) if _number(epoch) else index
 
 
 def _report_current(folder: Path) -> bool:
