@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from digitlab.diagnostics.alarms import find
 from digitlab.export.sources import final_metrics, flat_params, scalar_name
 from digitlab.lab.runs import read_history, write_jsonl
 
@@ -60,6 +61,8 @@ def check_run(client, run, folder: Path) -> None:
     assert len(run.data.metrics) == len(keys) + len(final)
     assert run.info.status == "FINISHED"
     assert run.data.tags["digitlab.run_folder"] == str(folder.resolve())
+    warnings = [f.kind for f in find(records) if f.severity == "warning"]
+    assert run.data.tags["digitlab.alarms"] == ",".join(warnings)
 
 
 def test_a_run_and_a_sweep_and_a_rerun_that_adds_nothing(cli, tiny_run, tiny_sweep, tmp_path):

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from digitlab.diagnostics.alarms import find
 from digitlab.export.sources import flat_params, scalar_name
 from digitlab.lab.runs import read_history as history
 
@@ -17,7 +18,15 @@ def _track_extra(needs):
     needs("tensorboard")
 
 
+@pytest.fixture
+def tensor_util():
+    from tensorboard.util import tensor_util
+
+    return tensor_util
+
+
 def read_events(folder: Path):
+    """TensorBoard's own reader over the run folder, every event kept."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     every = {"scalars": 0, "images": 0, "tensors": 0}  # 0: keep every event, not a sample
@@ -62,7 +71,7 @@ def check_scalars(accumulator, run_folder: Path) -> None:
     assert all(tag.startswith("final/") for tag in tags)  # nothing else, nothing invented
 
 
-def test_a_run_exports_its_history_hparams_and_figures(cli, tiny_run, tmp_path):
+def test_a_run_exports_its_history_hparams_alarms_and_figures(cli, tiny_run, tmp_path, tensor_util):
     code, out, err = cli(["export", "tensorboard", str(tiny_run), "--to", str(tmp_path / "tb")])
     assert code == 0, err
     exported = tmp_path / "tb" / tiny_run.name
@@ -80,6 +89,10 @@ def test_a_run_exports_its_history_hparams_and_figures(cli, tiny_run, tmp_path):
     assert session["hparams"]["epochs"] == 2
     assert set(session["hparams"]) == set(flat_params(config))
     assert "final/test_accuracy" in session["metrics"]
+    (text,) = accumulator.Tensors("diagnostics/text_summary")
+    alarms = tensor_util.make_ndarray(text.tensor_proto).item().decode()
+    findings = find(history(tiny_run))  # as `digitlab diagnose` and the report see them
+    assert findings and all(f"{f.kind} (epoch {f.epoch}): {f.message}" in alarms for f in findings)
     plots = {f"figures/{png.stem}": png.read_bytes() for png in (tiny_run / "plots").glob("*.png")}
     assert set(accumulator.Tags()["images"]) == set(plots)
     for tag, png in plots.items():

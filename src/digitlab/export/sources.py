@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from digitlab.diagnostics.alarms import Finding, find
 from digitlab.errors import ConfigError, DataError
 from digitlab.lab.runs import is_run_folder, read_status
 from digitlab.lab.sweep.trials import LOG_FILE, read_records
@@ -139,6 +140,12 @@ class Source:
     def state(self) -> str:
         """finished, running, stopped, failed or died (a run without status.json is finished)."""
         return str(self.run.live["state"]) if self.run.live else "finished"
+
+    def alarms(self) -> list[Finding]:
+        """The alarms' findings on the history: the checks `digitlab diagnose` and the report
+        make (warnings, then the info lines such as the best epochs)."""
+        findings = find(self.run.history)
+        return sorted(findings, key=lambda finding: finding.severity != "warning")
 
     def fingerprint(self) -> str:
         """sha256 of the files an export depends on: a changed run exports anew."""

@@ -4,8 +4,9 @@ Each run becomes one MLflow run in the experiment (default `digitlab`): the flat
 params, every per-epoch number as a metric with step = epoch (names from sources.scalar_name,
 the same as in TensorBoard), the final metrics as `final/...` at the last epoch, and the run
 folder's files as artifacts (plus the report's figures under plots/ when the folder has none,
-as a sweep's trials). A sweep's trials are tagged with sweep, variant and seed and nested under
-one parent run for the sweep, which holds its summary.
+as a sweep's trials), and the alarms' kinds as the tag `digitlab.alarms` (empty: none). A
+sweep's trials are tagged with sweep, variant and seed and nested under one parent run for the
+sweep, which holds its summary.
 
 The default tracking URI is `sqlite:///mlflow.db` (a database in the current folder, artifacts
 in ./mlruns), MLflow's own default. A file store (`--tracking-uri ./mlruns` or `file:...`)
@@ -123,6 +124,7 @@ def _export_run(client: Any, experiment_id: str, source: Source, parent: str | N
         SOURCE_TAG: source_id(source.path),
         "digitlab.run_folder": str(source.path),
         "digitlab.state": source.state,
+        "digitlab.alarms": ",".join(f.kind for f in source.alarms() if f.severity == "warning"),
         **source.tags,
     }
     if parent:

@@ -3,10 +3,11 @@
 Each run becomes the folder TO/<name> (a sweep's trials TO/<sweep>/<variant>_seed<seed>), one
 event file holding: every per-epoch number as a scalar (step = epoch, names from
 sources.scalar_name), the final metrics as scalars `final/...` at the last epoch, the flattened
-config with the final metrics as hparams (the HParams dashboard compares runs), and the report's
-figures as images `figures/<name>`. A run is written into a hidden staging folder, then put in
-place of the old one by renames, so exporting again replaces a run and never duplicates it. A
-folder there that this exporter did not write (no MARKER file) is left alone: an error.
+config with the final metrics as hparams (the HParams dashboard compares runs), the alarms'
+findings as the text `diagnostics`, and the report's figures as images `figures/<name>`. A run
+is written into a hidden staging folder, then put in place of the old one by renames, so
+exporting again replaces a run and never duplicates it. A folder there that this exporter did
+not write (no MARKER file) is left alone: an error.
 """
 
 from __future__ import annotations
@@ -70,6 +71,11 @@ def _write_run(source: Source, folder: Path) -> None:
         params.update({k: v for k, v in source.tags.items() if k in ("variant", "sweep")})
         for summary in hparams(params, final):
             writer.file_writer.add_summary(summary, last, walltime=end)
+        alarms = [
+            f"- **{f.severity}** {f.kind} (epoch {f.epoch}): {f.message}" for f in source.alarms()
+        ]
+        if alarms:
+            writer.add_text("diagnostics", "\n".join(alarms), last, walltime=end)
         for name, png in source.figures().items():
             writer.file_writer.add_summary(_image_summary(f"figures/{name[:-4]}", png), last, end)
     finally:
