@@ -1,7 +1,7 @@
 """A small CNN in digitlab against PyTorch (CPU, float32, 2 threads) on the same MNIST data.
 
     pip install -e '.[bench]'
-    python benchmarks/cnn_speed.py --data-dir ../shared/data/mnist [--reps 5] [--images 12800]
+    python benchmarks/cnn_speed.py --data-dir DIR [--reps 5] [--images 12800]
         [--threads 2]
 
 The network: Conv 32@3x3 - ReLU - MaxPool 2 - Conv 64@3x3 - ReLU - MaxPool 2 - Flatten -
@@ -27,7 +27,7 @@ from datetime import date
 from typing import Any
 
 import numpy as np
-from workers import DEFAULT_DATA, Worker, blas_kernel, load_mnist, serve
+from workers import Worker, add_data_dir, blas_kernel, load_mnist, serve
 
 FRAMEWORKS = ("digitlab", "torch")
 EPOCH = 60_000
@@ -129,7 +129,7 @@ def worker(framework: str, data_dir: str, images: int, threads: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(DEFAULT_DATA))
+    add_data_dir(parser)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--images", type=int, default=12_800, help="training images per rep")
     parser.add_argument("--threads", type=int, default=2, help="BLAS / PyTorch threads")

@@ -1,6 +1,6 @@
 """What the default training monitors cost: epochs with and without them, interleaved.
 
-    python benchmarks/monitor_cost.py [--data-dir ../shared/data/mnist] [--reps 5]
+    python benchmarks/monitor_cost.py [--data-dir DIR] [--reps 5]
 
 Target: under 10% of training time for every case.
 """
@@ -12,7 +12,7 @@ import statistics
 import time
 
 import numpy as np
-from workers import DEFAULT_DATA, load_mnist
+from workers import add_data_dir, load_mnist
 
 import digitlab as dl
 from digitlab.diagnostics.monitors import default_monitors
@@ -38,7 +38,7 @@ def epoch_seconds(model, optimizer, x, y, x_val, y_val, batch, lr, monitors) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(DEFAULT_DATA))
+    add_data_dir(parser)
     parser.add_argument("--reps", type=int, default=5)
     options = parser.parse_args()
     x, y, x_val, y_val = load_mnist(options.data_dir)

@@ -1,7 +1,7 @@
 """What watching a run in the studio costs the trainer: MNIST epochs with and without a studio
 server streaming that run, interleaved.
 
-    python benchmarks/studio_cost.py [--data-dir ../shared/data/mnist] [--reps 3] [--epochs 3]
+    python benchmarks/studio_cost.py [--data-dir DIR] [--reps 3] [--epochs 3]
                                      [--train-first N]
 
 Each repetition trains `digitlab train` (784-100-10 ReLU, batch 32) twice as a child process,
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import httpx
-from workers import DEFAULT_DATA
+from workers import add_data_dir
 
 from digitlab.studio.command import free_port
 from digitlab.studio.runs_api import train_command
@@ -124,7 +124,7 @@ def train(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(DEFAULT_DATA))
+    add_data_dir(parser)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--train-first", type=int, help="Train on the first N images only.")

@@ -1,7 +1,7 @@
 """digitlab against PyTorch (CPU, float32, 2 threads) on the same MNIST data, in one run.
 
     pip install -e '.[bench]'
-    python benchmarks/train_speed.py --data-dir ../shared/data/mnist [--reps 5] [--quick]
+    python benchmarks/train_speed.py --data-dir DIR [--reps 5] [--quick]
         [--cases b1000]
 
 digitlab trains through its public API (`build_model`, `fit`) with its default monitors on, as
@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from workers import DEFAULT_DATA, Worker, blas_kernel, load_mnist, serve
+from workers import Worker, add_data_dir, blas_kernel, load_mnist, serve
 
 BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
@@ -308,7 +308,7 @@ def table(result: dict[str, Any], title: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(DEFAULT_DATA))
+    add_data_dir(parser)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="12,000 training images, 2 reps")
     parser.add_argument("--cases", default="", help="only the cases whose name contains this")

@@ -9,16 +9,28 @@ one runs; the parent alternates between the workers.
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-DEFAULT_DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist").resolve()
+DATA_VARIABLE = "DIGITLAB_DATA_DIR"
+
+
+def add_data_dir(parser: argparse.ArgumentParser) -> None:
+    """--data-dir DIR: the four MNIST files, by default $DIGITLAB_DATA_DIR (required if unset)."""
+    default = os.environ.get(DATA_VARIABLE)
+    parser.add_argument(
+        "--data-dir",
+        default=default,
+        required=default is None,
+        help=f"folder of the four MNIST IDX files [${DATA_VARIABLE}]",
+    )
 
 
 def load_mnist(data_dir: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -90,3 +90,16 @@ def cli(capsys):
         return code, out.out, out.err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def mnist_image_folder(tmp_path_factory, mnist_dir: Path) -> Path:
+    """400 MNIST training digits as image files of every kind, in one subfolder per digit."""
+    from digit_images import write_digit_images  # tests/digit_images.py
+
+    from digitlab.data import load_idx_folder
+
+    mnist = load_idx_folder(mnist_dir)
+    root = tmp_path_factory.mktemp("own_images")
+    write_digit_images(root, mnist.x_train[:400].reshape(-1, 28, 28), mnist.y_train[:400])
+    return root

@@ -11,6 +11,7 @@ import pytest
 
 from digitlab.cli import main
 from digitlab.lab.config import make_config
+from digitlab.lab.plugins import ENTRY_POINT_GROUP
 from digitlab.lab.sweep import parse_sweep
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -48,7 +49,9 @@ def test_python_blocks_run(body, tmp_path, monkeypatch):
 @pytest.mark.parametrize("body", blocks("toml"))
 def test_toml_blocks_are_valid(body):
     table = tomllib.loads(body)
-    if "base" in table or "variants" in table or "grid" in table:
+    if "project" in table:  # a package's pyproject.toml registering plugins
+        assert set(table["project"]["entry-points"]) == {ENTRY_POINT_GROUP}
+    elif "base" in table or "variants" in table or "grid" in table:
         parse_sweep(table)
     elif set(table) != {"layers"}:  # a [[layers]] fragment names nodes defined around it
         make_config(table)

@@ -19,6 +19,9 @@ from digitlab.errors import ConfigError, DataError, DigitlabError, ModelError, N
 from digitlab.lab.config import Config, make_config
 from digitlab.lab.experiment import Prepared, prepare_data, train_config
 from digitlab.lab.modelfile import load_model, save_model
+from digitlab.lab.plugins import load_plugins
+from digitlab.notebook import LiveCurves
+from digitlab.report.runfolder import RunFolder, read_run
 
 __all__ = [
     "ACTIVATIONS",
@@ -32,9 +35,11 @@ __all__ = [
     "DigitlabError",
     "Evaluation",
     "History",
+    "LiveCurves",
     "ModelError",
     "NumericError",
     "Prepared",
+    "RunFolder",
     "Sequential",
     "TrainHooks",
     "TrainOptions",
@@ -49,10 +54,12 @@ __all__ = [
     "get_schedule",
     "load_dataset",
     "load_model",
+    "load_plugins",
     "make_config",
     "make_splits",
     "mlp_spec",
     "prepare_data",
+    "read_run",
     "save_model",
     "train_config",
 ]

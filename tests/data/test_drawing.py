@@ -40,7 +40,8 @@ def test_a_large_off_centre_stroke_fits_20x20_and_is_centred_by_mass_in_28x28():
     height, width = bottom - top + 1, right - left + 1
     assert max(height, width) == 20 and min(height, width) <= 20
     row, column = centre_of_mass(image)
-    assert abs(row - 13.5) <= 0.5 and abs(column - 13.5) <= 0.5
+    # where MNIST's own digits have theirs: in [13.5, 14.5] of 0..27 (pixel 14, not 13.5)
+    assert abs(row - 14) <= 0.5 and abs(column - 14) <= 0.5
     assert 0 <= image.min() and image.max() <= 255
 
 
@@ -122,3 +123,12 @@ def test_uploaded_images_become_ink_high():
     alpha = np.zeros((30, 30))
     alpha[5:25, 12:16] = 255  # a canvas export: black strokes on a transparent background
     np.testing.assert_array_equal(ink_from_gray(np.zeros((30, 30)), alpha), alpha)
+
+
+def test_mnist_digits_prepared_again_stay_where_they_are(mnist):
+    """MNIST's own digits (centred by mass at pixel 14 of 0..27) go through the MNIST style
+    unchanged: no half-pixel shift, the same 20x20 box."""
+    digits = mnist.x_test[:100].reshape(-1, 28, 28)
+    again = np.array([prepare_drawing(digit, (28, 28), 255) for digit in digits])
+    unchanged = (np.abs(again - digits) <= 1).all(axis=(1, 2))
+    assert unchanged.mean() > 0.75

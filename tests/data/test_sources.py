@@ -155,7 +155,7 @@ def test_digits() -> None:
 
 
 def test_load_dataset_names(tiny_idx_folder: Path) -> None:
-    assert DATASETS == ("digits", "mnist", "idx")
+    assert DATASETS == ("digits", "mnist", "idx", "folder", "csv")
     assert load_dataset("digits").name == "digits"
     assert load_dataset("idx", data_dir=tiny_idx_folder).name == "tiny"
     assert load_dataset("mnist", data_dir=tiny_idx_folder).name == "mnist"
@@ -168,6 +168,11 @@ def test_load_dataset_errors(tiny_idx_folder: Path) -> None:
         load_dataset("digits", data_dir=tiny_idx_folder)
     with pytest.raises(ConfigError, match="data-dir"):
         load_dataset("idx")
+    for name in ("folder", "csv"):
+        with pytest.raises(ConfigError, match=f"the {name} dataset needs --data-dir DIR"):
+            load_dataset(name)
+    with pytest.raises(ConfigError, match="image_size sizes the images of --data folder"):
+        load_dataset("idx", data_dir=tiny_idx_folder, image_size=16)
 
 
 # load_mnist: download, verify, cache

@@ -236,3 +236,40 @@ def test_fit_never_sees_validation_or_test_data(other_data: np.ndarray, split: s
     assert len(parameters[0]) == 3
     for a, b in zip(*parameters, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (7, 13), (300, 64), (1000, 784)])
+@pytest.mark.parametrize("chunk", [1, 5, 1 << 20])
+def test_to_float_widens_in_place_exactly(rng, monkeypatch, dtype, shape, chunk) -> None:
+    """The in-place widening (input at the end of the output) gives astype's numbers, for any
+    chunk size, including chunks that overlap the bytes they read."""
+    from digitlab.data import transforms
+
+    monkeypatch.setattr(transforms, "_CHUNK_PIXELS", chunk)
+    pixels = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    holder = [pixels.copy()]
+    out = transforms.to_float(holder, dtype)
+    assert holder == []  # taken: the caller holds no reference to the raw pixels any more
+    assert out.dtype == dtype and out.flags.c_contiguous and out.shape == shape
+    np.testing.assert_array_equal(out, pixels.astype(dtype))
+
+
+def test_to_float_of_other_dtypes_converts_plainly(rng) -> None:
+    from digitlab.data.transforms import to_float
+
+    x = rng.uniform(0, 16, size=(20, 64))  # the 8x8 digits: float64 0..16
+    np.testing.assert_array_equal(to_float([x], np.float32), x.astype(np.float32))
+    strided = rng.integers(0, 256, size=(20, 64), dtype=np.uint8)[:, ::2]
+    np.testing.assert_array_equal(to_float([strided], np.float32), strided.astype(np.float32))
+
+
+def test_owned_rows_are_transformed_without_a_copy(rng) -> None:
+    x = rng.integers(0, 256, size=(50, 64)).astype(np.float32)
+    mine = x.copy()
+    pipeline = build_pipeline(max_value=255, image_shape=(8, 8), standardize=True)
+    out = pipeline.fit_transform(mine, owned=True)
+    assert out is mine  # transformed in place
+    fresh = build_pipeline(max_value=255, image_shape=(8, 8), standardize=True)
+    np.testing.assert_array_equal(fresh.fit_transform(x), out)  # the same numbers as a copy
+    assert not np.shares_memory(fresh(x), x)  # not owned: the caller's array is left alone

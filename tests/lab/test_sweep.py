@@ -32,7 +32,7 @@ from digitlab.lab.sweep import (
     run_sweep,
     variants,
 )
-from digitlab.report.sweep import BEST, WITHIN, WORSE, summarise
+from digitlab.report.sweep import BEST, BETTER, TOO_FEW, WITHIN, summarise
 from digitlab.stats import mean_interval, t_quantile, t_two_sided_p, welch_test
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "sweeps" / "lr_activation.toml"
@@ -131,13 +131,15 @@ def test_sweep_runs_every_trial_and_writes_the_summary(finished):
     assert means == sorted(means, reverse=True)  # ranked by validation, not test
     assert rows[0]["vs_best"] == BEST
     assert {r["activation"] for r in rows} == {"relu", "leaky_relu(slope=0.1)"}
-    assert all(r["seeds_done"] == "2" and r["test_interval"] == "t" for r in rows)
+    assert all(r["seeds_done"] == "2" and r["test_interval"] == "seeds+images" for r in rows)
     for row in rows:
         low, high = float(row["test_accuracy_ci95_low"]), float(row["test_accuracy_ci95_high"])
         assert low <= float(row["test_accuracy_mean"]) <= high
     html = (out / "summary.html").read_text()
-    assert html.count("data:image/png;base64,") == 2 and "within noise" in html
-    assert "Welch" in output and "ranked by mean validation accuracy" in output
+    assert html.count("data:image/png;base64,") == 2 and "McNemar" in html
+    assert "McNemar" in output and "ranked by mean validation accuracy" in output
+    # two seeds: the paired tests ran on each trial's predictions.npz
+    assert all(r["mcnemar_p"] and r["paired_t_p"] and r["shared_seeds"] == "2" for r in rows[1:])
 
 
 def test_rerun_runs_nothing(finished, tmp_path):
@@ -408,6 +410,7 @@ def test_interval_and_edge_cases_match_former_values():
 def record(val, test=None, seed=0):
     return {
         "id": f"x{val}-{seed}",
+        "seed": seed,
         "status": "done",
         "seconds": 1.0,
         "metrics": {
@@ -419,19 +422,31 @@ def record(val, test=None, seed=0):
     }
 
 
+def paired_p_by_formula(differences):
+    """The paired t-test's two-sided p from the differences, by the formula."""
+    d = np.array(differences)
+    t = d.mean() / (d.std(ddof=1) / math.sqrt(len(d)))
+    return t_two_sided_p(t, len(d) - 1)
+
+
 def test_variants_are_ranked_by_validation_and_marked_against_the_best():
+    # no per-image results (no trial folders): the paired t-test over seeds alone decides
     groups = [
-        ({"lr": 1}, [record(0.90, 0.99, s) for s in range(3)]),  # best test, never picked
-        ({"lr": 2}, [record(v, 0.5) for v in (0.95, 0.951, 0.952)]),
-        ({"lr": 3}, [record(v) for v in (0.93, 0.96, 0.949)]),
-        ({"lr": 4}, [record(0.94)]),  # one seed: interval overlap
-        ({"lr": 5}, [record(0.5)]),
+        ({"lr": 1}, [record(0.90, 0.99 - s / 100, s) for s in range(3)]),  # best test, not picked
+        ({"lr": 2}, [record(v, 0.5 + s / 100, s) for s, v in enumerate((0.95, 0.951, 0.952))]),
+        ({"lr": 3}, [record(v, 0.5 + s / 99, s) for s, v in enumerate((0.93, 0.96, 0.949))]),
+        ({"lr": 4}, [record(0.94)]),  # one seed: no paired test
+        ({"lr": 5}, [record(0.5, seed=s) for s in range(2)]),  # two seeds: too few to tell
         ({"lr": 6}, [None, {"id": "f", "status": "failed", "reason": "boom"}]),
     ]
     rows = summarise(groups)
     assert [r.options["lr"] for r in rows] == [2, 3, 4, 1, 5, 6]
-    assert [r.verdict for r in rows] == [BEST, WITHIN, WITHIN, WORSE, WORSE, "no results"]
-    assert [r.compared_by for r in rows] == ["", "welch", "overlap", "welch", "overlap", ""]
+    assert [r.verdict for r in rows] == [BEST, WITHIN, TOO_FEW, BETTER, TOO_FEW, "no results"]
+    assert [r.compared_by for r in rows] == ["", "paired t", "", "paired t", "paired t", ""]
+    # lr 1 scores 0.98-0.99 on test against 0.50-0.52: the same large gap every seed
+    p = rows[3].comparison.paired_t_p
+    assert p == pytest.approx(paired_p_by_formula([0.49, 0.47, 0.45]), rel=1e-9)
+    assert rows[3].p_value == pytest.approx(3 * p)  # Holm: the smallest of 3 p-values, times 3
     assert rows[-1].planned == 2 and len(rows[-1].failed) == 1
 
 

@@ -1,12 +1,12 @@
 """The command line: flags and TOML -> Config -> library calls -> printed results.
 
-One click group, `app`, holds every command: train, gradcheck and diagnose (train.py), eval
-(evaluate.py), list (registries.py), sweep (sweep.py), report and tough (report.py), and studio
-(studio/command.py, beside the web app it serves). Config flags are generated from the Config
+One click group, `app`, holds every command: train, gradcheck and diagnose (train.py), summary
+(summary.py), eval (evaluate.py), predict (predict.py), list (registries.py), sweep (sweep.py),
+report and tough (report.py), compare (compare.py), export (export.py: TensorBoard and MLflow), and
+studio (studio/command.py, beside the web app it serves). Config flags are generated from the Config
 model (options.py); shell completion is click's own (complete.py). Errors we raise on purpose
-(DigitlabError) and bad flags are printed as one line on stderr with a non-zero exit code (1 for
-a run that failed, 2 for a usage error), never as a traceback.
-export (export.py) sends run folders and sweeps to TensorBoard and MLflow.
+(DigitlabError) and bad flags are printed as one line on stderr with a non-zero exit code (1 for a
+run that failed, 2 for a usage error), never as a traceback.
 """
 
 from __future__ import annotations
@@ -16,13 +16,17 @@ import sys
 import click
 from rich.console import Console
 
+from digitlab.cli.compare import compare
 from digitlab.cli.evaluate import eval_command
 from digitlab.cli.export import export
+from digitlab.cli.predict import predict
 from digitlab.cli.registries import list_command
 from digitlab.cli.report import report, tough
+from digitlab.cli.summary import summary_command
 from digitlab.cli.sweep import sweep
 from digitlab.cli.train import diagnose, gradcheck, train
 from digitlab.errors import DigitlabError
+from digitlab.lab.plugins import load_installed_plugins
 from digitlab.studio.command import studio_command
 
 
@@ -30,9 +34,22 @@ from digitlab.studio.command import studio_command
 @click.version_option(package_name="digitlab")
 def app() -> None:
     """digitlab: a from-scratch NumPy neural-network workbench for handwritten digits."""
+    load_installed_plugins()  # before any command, so help lists what installed packages register
 
 
-for command in (train, gradcheck, diagnose, eval_command, list_command, sweep, report, tough):
+for command in (
+    train,
+    gradcheck,
+    diagnose,
+    summary_command,
+    eval_command,
+    predict,
+    list_command,
+    sweep,
+    report,
+    tough,
+    compare,
+):
     app.add_command(command)
 app.add_command(studio_command)
 app.add_command(export)

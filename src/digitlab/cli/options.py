@@ -29,7 +29,7 @@ from digitlab.lab.config import (
     load_config,
     read_config_file,
 )
-from digitlab.lab.plugins import load_plugin
+from digitlab.lab.plugins import load_plugins
 
 # Config fields without a generated flag: `plugins` is `--plugin FILE` (repeatable, declared by
 # hand since plugins load before anything validates); `layers` is a list of tables, TOML only.
@@ -50,11 +50,10 @@ class RegistryName(click.ParamType):
     def shell_complete(
         self, ctx: click.Context, param: click.Parameter, incomplete: str
     ) -> list[CompletionItem]:
-        for path in ctx.params.get("plugin") or ():  # a --plugin earlier on the line counts
-            try:
-                load_plugin(path)
-            except DigitlabError:
-                pass
+        try:  # installed plugins and a --plugin earlier on the line count
+            load_plugins(ctx.params.get("plugin") or ())
+        except DigitlabError:
+            pass
         return [
             CompletionItem(name) for name in sorted(self.registry) if name.startswith(incomplete)
         ]

@@ -20,7 +20,7 @@ from digitlab.core.layers import LAYERS
 from digitlab.core.losses import LOSSES
 from digitlab.core.optim import OPTIMIZERS
 from digitlab.core.schedules import SCHEDULES
-from digitlab.lab.plugins import load_plugin
+from digitlab.lab.plugins import load_plugins
 
 
 def summary(obj: Any) -> str:
@@ -110,8 +110,7 @@ def registry_sections() -> dict[str, dict[str, str]]:
 def list_command(plugin: tuple[str, ...]) -> None:
     """List the registered activations, layer types, initialisers, losses, optimizers and
     learning-rate schedules."""
-    for path in plugin:
-        load_plugin(path)
+    load_plugins(plugin)
     for title, entries in registry_sections().items():
         table = Table(title=title, title_justify="left", show_header=False)
         table.add_column(style="bold")

@@ -59,6 +59,7 @@ class Conv2D:
     """
 
     multi_input = False
+    init = ""  # the initialiser that drew w, set by the factory (a model summary shows it)
 
     def __init__(
         self, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: tuple[Pair, Pair]
@@ -133,7 +134,10 @@ def _conv2d(
         raise ConfigError(f'padding must be an int >= 0 or "same", got {padding!r}')
     padded = (height + sum(pads[0]), width + sum(pads[1]))
     check_fits(padded, (kh, kw), "kernel_size")
-    init = get_initialiser(spec.get("init", "he"))
-    w = init(rng, kh * kw * channels, filters, dtype).reshape(kh, kw, channels, filters)
+    init_name = spec.get("init", "he")
+    w = get_initialiser(init_name)(rng, kh * kw * channels, filters, dtype)
+    w = w.reshape(kh, kw, channels, filters)
     b = np.zeros(filters, dtype) if spec.get("bias", True) else None
-    return Conv2D(w, b, stride, pads), (filters, *out_size(padded, (kh, kw), stride))
+    conv = Conv2D(w, b, stride, pads)
+    conv.init = init_name
+    return conv, (filters, *out_size(padded, (kh, kw), stride))

@@ -48,6 +48,12 @@ class History:
         """One dict per epoch, the form written to history.jsonl."""
         return [dict(record) for record in self.epoch_records]
 
+    def _repr_html_(self) -> str:
+        """A notebook's view: curves and a table of the numbers (drawn by digitlab.report)."""
+        from digitlab.report.reprs import history_html
+
+        return history_html(self)
+
 
 @dataclass
 class Evaluation:
@@ -58,6 +64,13 @@ class Evaluation:
     predictions: np.ndarray  # (n,) predicted class
     probabilities: np.ndarray  # (n, k) softmax of the logits
     n: int
+    labels: np.ndarray | None = None  # (n,) true class, kept by evaluate()
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: accuracy with its interval, per-class table, confusion matrix."""
+        from digitlab.report.reprs import evaluation_html
+
+        return evaluation_html(self)
 
 
 def predict_logits(model: Any, x: np.ndarray) -> np.ndarray:
@@ -77,4 +90,4 @@ def evaluate(
     value, _ = get_loss(loss)(logits, y)
     probs = softmax(logits)
     predictions = logits.argmax(axis=1)
-    return Evaluation(value, float((predictions == y).mean()), predictions, probs, len(y))
+    return Evaluation(value, float((predictions == y).mean()), predictions, probs, len(y), y)

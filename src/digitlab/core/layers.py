@@ -76,6 +76,7 @@ class Dense:
     """z = x @ w + b, with w (n_in, n_out) and b (n_out,)."""
 
     multi_input = False
+    init = ""  # the initialiser that drew w, set by the factory (a model summary shows it)
 
     def __init__(self, w: np.ndarray, b: np.ndarray, name: str = "dense") -> None:
         self.name = name
@@ -109,15 +110,17 @@ def _dense(
     units = int(spec["units"])
     if units <= 0:
         raise ConfigError(f"dense layer needs units > 0, got {units}")
-    init = get_initialiser(spec.get("init", "xavier"))
-    w = init(rng, n_in, units, dtype, **spec.get("init_params", {}))
+    init_name = spec.get("init", "xavier")
+    w = get_initialiser(init_name)(rng, n_in, units, dtype, **spec.get("init_params", {}))
     bias_std = float(spec.get("bias_std", 0.0))
     b = (
         (rng.standard_normal(units) * bias_std).astype(dtype)
         if bias_std
         else np.zeros(units, dtype)
     )
-    return Dense(w, b), (units,)
+    dense = Dense(w, b)
+    dense.init = init_name
+    return dense, (units,)
 
 
 class Activation:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ class Node:
     name: str
     layer: Layer
     inputs: list[str]
+    spec: dict[str, Any] = field(default_factory=dict)  # the layer dict it was built from
 
 
 class Model:
@@ -210,7 +211,7 @@ def build_model(
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"{node_label(node['name'])} ({kind}): bad spec ({err})") from None
         shapes[node["name"]] = shape
-        nodes.append(Node(node["name"], lay, node["inputs"]))
+        nodes.append(Node(node["name"], lay, node["inputs"], layer_spec))
     used = {name for node in named for name in node["inputs"]}
     unused = [node_label(n.name) for n in nodes if n.name not in used and n.name != output]
     if unused:

@@ -8,7 +8,7 @@ what it did to the training images.
 - "mnist" (MNIST and other IDX images): as NIST did for MNIST, the ink's bounding box is scaled
   to fit a 20x20 box (for 28x28; the same share of other sizes) keeping its aspect ratio,
   resampled by area averaging (anti-aliased), and placed in the field so that its centre of mass
-  lies at the field's centre (whole-pixel shift, kept inside the field).
+  lies at pixel (14, 14) of 0..27 (side / 2; a whole-pixel shift, kept inside the field).
 - "digits" (scikit-learn's 8x8 digits, from UCI optdigits): the bounding box is scaled to fit
   a 32x32 bitmap keeping its aspect ratio and centred; each 4x4 block's share of ink, times 16
   and rounded, gives the 0..16 counts the dataset holds.
@@ -18,6 +18,8 @@ all-zero input would still get a confident-looking answer from most networks.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -73,13 +75,19 @@ def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
     return float(rows), float(columns)
 
 
-def place(image: np.ndarray, field: tuple[int, int], at: tuple[float, float]) -> np.ndarray:
-    """`image` pasted into a zero field so that point `at` of it (row, column) lands as near the
-    field's centre as a whole-pixel shift inside the field allows."""
+def place(
+    image: np.ndarray,
+    field: tuple[int, int],
+    at: tuple[float, float],
+    to: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """`image` pasted into a zero field so that point `at` of it (row, column) lands as near
+    point `to` of the field (default: its centre) as a whole-pixel shift inside it allows."""
     out = np.zeros(field)
+    to = to or ((field[0] - 1) / 2, (field[1] - 1) / 2)
     top, left = (
-        int(np.clip(np.rint((size - 1) / 2 - point), 0, size - extent))
-        for size, point, extent in zip(field, at, image.shape, strict=True)
+        int(np.clip(np.rint(target - point), 0, size - extent))
+        for size, target, point, extent in zip(field, to, at, image.shape, strict=True)
     )
     out[top : top + image.shape[0], left : left + image.shape[1]] = image
     return out
@@ -89,7 +97,9 @@ def prepare_mnist(image: np.ndarray, field: tuple[int, int] = (28, 28)) -> np.nd
     """The ink fitted into a 20/28 box of `field`, anti-aliased, centred by mass; 0..1."""
     box = (round(field[0] * MNIST_BOX / MNIST_FIELD), round(field[1] * MNIST_BOX / MNIST_FIELD))
     fitted = fit_box(image, *box)
-    return place(fitted, field, centre_of_mass(fitted))
+    # MNIST's centres of mass lie in [13.5, 14.5) of 0..27 (row and column): the target is
+    # pixel 14 = side / 2, half a pixel past the field's middle 13.5 (measured on its images)
+    return place(fitted, field, centre_of_mass(fitted), (field[0] / 2, field[1] / 2))
 
 
 def prepare_digits(image: np.ndarray, field: tuple[int, int] = (8, 8)) -> np.ndarray:
@@ -104,7 +114,8 @@ def prepare_digits(image: np.ndarray, field: tuple[int, int] = (8, 8)) -> np.nda
 def prepare_drawing(
     image: np.ndarray, image_shape: tuple[int, int], max_value: float, style: str = "mnist"
 ) -> np.ndarray:
-    """A drawing as one raw dataset image (image_shape, float64 on 0..max_value).
+    """A drawing as one raw dataset image (image_shape, float64 whole numbers on
+    0..max_value, as a dataset's pixels are).
 
     The drawing is first scaled so that its brightest pixel is 1 (a faint pen still counts as
     full ink, as a scanner's threshold made it in NIST's forms).
@@ -122,7 +133,7 @@ def prepare_drawing(
     image = image / top
     if style == "digits":
         return np.rint(prepare_digits(image, image_shape) * max_value)
-    return prepare_mnist(image, image_shape) * max_value
+    return np.rint(prepare_mnist(image, image_shape) * max_value)
 
 
 def ink_from_gray(gray: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
@@ -135,8 +146,18 @@ def ink_from_gray(gray: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarr
     gray = np.asarray(gray, dtype=np.float64)
     if alpha is not None and float(np.min(alpha)) < 255:
         return np.asarray(alpha, dtype=np.float64)
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if np.median(border) > 127:
-        gray = 255 - gray
-        border = 255 - border
-    return np.clip(gray - np.median(border), 0, None)
+    paper = float(np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])))
+    if paper > 127:
+        gray, paper = 255 - gray, 255 - paper
+    return np.clip(gray - paper, 0, None)
+
+
+def ink_from_image(image: Any) -> np.ndarray:
+    """Ink (high = ink, 0..255) from a Pillow image of any mode (L, RGB, RGBA, P, 1, ...): its
+    gray levels and alpha, as ink_from_gray reads them."""
+    if image.mode == "I" or image.mode.startswith("I;16"):  # 16-bit gray: convert() would clip
+        return ink_from_gray(np.asarray(image, dtype=np.float64) * (255 / 65535))
+    rgba = image.convert("RGBA")
+    gray = np.asarray(rgba.convert("L"), dtype=np.float64)
+    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float64)
+    return ink_from_gray(gray, alpha)

@@ -1,4 +1,5 @@
-"""Datasets: the bundled 8x8 digits, MNIST (a folder, downloaded, verified, cached), any IDX folder.
+"""Datasets: the bundled 8x8 digits, MNIST (a folder, downloaded, verified, cached), any IDX
+folder, a folder of your own images (folder.py) and the CSV form (csvdata.py).
 
 Every loader returns a Dataset holding raw pixels as uint8 rows (n, h*w) and int64 labels;
 scaling and other transforms live in transforms.py. Nothing is loaded at import time.
@@ -22,9 +23,10 @@ from digitlab.data.idx import read_idx
 from digitlab.data.splits import stratified_holdout
 from digitlab.errors import ConfigError, DataError
 
-DATASETS = ("digits", "mnist", "idx")
+DATASETS = ("digits", "mnist", "idx", "folder", "csv")
 
-# The 8x8 digits have no official test set; this seed fixes ours, whatever the run's seed.
+# The 8x8 digits (and a folder or CSV file without a test part) have no official test set;
+# this seed fixes ours, whatever the run's seed.
 DIGITS_TEST_SEED = 0
 DIGITS_TEST_FRACTION = 0.2
 
@@ -69,6 +71,34 @@ class Dataset:
     image_shape: tuple[int, int]
     n_classes: int
     max_value: float  # the largest possible pixel value, for scaling to [0, 1]
+    class_names: tuple[str, ...] | None = None  # label i's name; None: the labels are digits
+
+
+def held_out_test(
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    image_shape: tuple[int, int],
+    max_value: float,
+    n_classes: int,
+    class_names: tuple[str, ...] | None = None,
+) -> Dataset:
+    """A Dataset whose test set is a stratified DIGITS_TEST_FRACTION of (x, y), drawn with
+    DIGITS_TEST_SEED: the same test images whatever the run's seed."""
+    train_index, test_index = stratified_holdout(
+        y, DIGITS_TEST_FRACTION, np.random.default_rng(DIGITS_TEST_SEED)
+    )
+    return Dataset(
+        name=name,
+        x_train=x[train_index],
+        y_train=y[train_index],
+        x_test=x[test_index],
+        y_test=y[test_index],
+        image_shape=image_shape,
+        n_classes=n_classes,
+        max_value=max_value,
+        class_names=class_names,
+    )
 
 
 def load_digits() -> Dataset:
@@ -78,19 +108,7 @@ def load_digits() -> Dataset:
     bunch = sklearn_load_digits()
     x = bunch.data.astype(np.uint8)
     y = bunch.target.astype(np.int64)
-    train_index, test_index = stratified_holdout(
-        y, DIGITS_TEST_FRACTION, np.random.default_rng(DIGITS_TEST_SEED)
-    )
-    return Dataset(
-        name="digits",
-        x_train=x[train_index],
-        y_train=y[train_index],
-        x_test=x[test_index],
-        y_test=y[test_index],
-        image_shape=(8, 8),
-        n_classes=10,
-        max_value=16.0,
-    )
+    return held_out_test("digits", x, y, (8, 8), 16.0, 10)
 
 
 # EMNIST (Cohen et al. 2017, https://arxiv.org/abs/1702.05373) names its files
@@ -311,12 +329,26 @@ def load_dataset(
     name: str,
     data_dir: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    image_size: int | None = None,
 ) -> Dataset:
-    """Load a dataset by name: 'digits', 'mnist' or 'idx' (data_dir).
+    """Load a dataset by name: 'digits', 'mnist', or from data_dir 'idx', 'folder' (images
+    made image_size x image_size, 28 by default) or 'csv'.
 
     MNIST comes from the first of: `data_dir`, the folder $DIGITLAB_DATA_DIR names, the cache
     (downloading what is missing into it).
     """
+    if image_size is not None and name != "folder":
+        raise ConfigError("image_size sizes the images of --data folder; drop it here")
+    if name in ("folder", "csv"):
+        if data_dir is None:
+            raise ConfigError(f"the {name} dataset needs --data-dir DIR")
+        if name == "csv":
+            from digitlab.data.csvdata import load_csv
+
+            return load_csv(data_dir)
+        from digitlab.data.folder import IMAGE_SIDE, load_image_folder
+
+        return load_image_folder(data_dir, side=image_size or IMAGE_SIDE)
     if name == "digits":
         if data_dir is not None:
             raise ConfigError("the digits dataset is bundled with scikit-learn; drop --data-dir")

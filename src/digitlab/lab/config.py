@@ -37,11 +37,11 @@ from pydantic.fields import FieldInfo
 from digitlab.core.activations import ACTIVATIONS, check_params
 from digitlab.core.init import INITIALISERS
 from digitlab.core.losses import LOSSES
-from digitlab.core.optim import OPTIMIZERS
+from digitlab.core.optim import OPTIMIZERS, Optimizer, get_optimizer
 from digitlab.core.schedules import SCHEDULES
 from digitlab.data.augment import build_augment
 from digitlab.errors import ConfigError
-from digitlab.lab.plugins import load_plugin
+from digitlab.lab.plugins import load_plugins
 
 
 class Entry(BaseModel):
@@ -94,11 +94,17 @@ class Config(BaseModel):
         default_factory=list, description="Python files registering activations, layers etc."
     )
     # data
-    data: Literal["digits", "mnist", "idx"] = Field("digits", description="Dataset.")
+    data: Literal["digits", "mnist", "idx", "folder", "csv"] = Field(
+        "digits", description="Dataset (folder: your own images; csv: the Kaggle CSV form)."
+    )
     data_dir: str | None = Field(
         None,
         description="Folder holding the four IDX files, read as they are [mnist: "
-        "$DIGITLAB_DATA_DIR, else the cache].",
+        "$DIGITLAB_DATA_DIR, else the cache]; folder: one subfolder of images per class; "
+        "csv: train.csv (and test.csv) or one CSV file.",
+    )
+    image_size: int | None = Field(
+        None, ge=8, le=256, description="Side of the images --data folder makes [28]."
     )
     cache_dir: str | None = Field(
         None,
@@ -219,9 +225,13 @@ class Config(BaseModel):
     @model_validator(mode="after")
     def _data_source(self) -> Config:
         if self.data == "digits" and self.data_dir is not None:
-            raise ValueError("--data-dir reads IDX files; use it with --data mnist or --data idx")
-        if self.data == "idx" and self.data_dir is None:
-            raise ValueError("--data idx needs --data-dir DIR")
+            raise ValueError(
+                "--data-dir names data files; use it with --data mnist, idx, folder or csv"
+            )
+        if self.data in ("idx", "folder", "csv") and self.data_dir is None:
+            raise ValueError(f"--data {self.data} needs --data-dir DIR")
+        if self.image_size is not None and self.data != "folder":
+            raise ValueError("--image-size sizes the images of --data folder; drop it")
         if self.split == "book" and self.data == "digits":
             raise ValueError("--split book cuts MNIST's test set; use holdout with the 8x8 digits")
         if self.augment and self.per_pixel:
@@ -241,13 +251,13 @@ class Config(BaseModel):
 def make_config(values: dict[str, Any]) -> Config:
     """Validate `values` into a Config, or raise a one-line ConfigError.
 
-    Plugin files named in `values` are imported first, so what they register validates.
+    Installed plugins and the plugin files named in `values` are imported first, so what they
+    register validates.
     """
     plugins = values.get("plugins") or []
     if not isinstance(plugins, list):
         raise ConfigError("plugins: expected a list of Python files")
-    for plugin in plugins:
-        load_plugin(plugin)
+    load_plugins(plugins)
     try:
         return Config(**values)
     except ValidationError as err:
@@ -308,3 +318,14 @@ def to_dict(config: Config) -> dict[str, Any]:
         entry = getattr(config, key)
         out[key] = None if entry is None else {"name": entry.name, **entry.params}
     return out
+
+
+def make_optimizer(config: Config) -> Optimizer:
+    """The optimizer a config names, with its rate, penalties and parameters."""
+    return get_optimizer(
+        config.optimizer.name,
+        config.learning_rate,
+        l1=config.l1,
+        l2=config.l2,
+        **config.optimizer.params,
+    )

@@ -18,18 +18,18 @@ from digitlab.core.activations import ACTIVATIONS
 from digitlab.core.evaluation import Evaluation, History, evaluate
 from digitlab.core.hooks import BatchCallback, EpochCallback
 from digitlab.core.model import Sequential, build_model
-from digitlab.core.optim import Optimizer, get_optimizer
 from digitlab.core.schedules import batch_size_schedule, get_schedule
 from digitlab.core.specs import mlp_spec
 from digitlab.core.train import TrainHooks, TrainOptions, TrainState, fit
 from digitlab.data import Split, Splits, build_pipeline, load_dataset, make_splits
 from digitlab.data.augment import build_augment
+from digitlab.data.transforms import to_float
 from digitlab.diagnostics.alarms import find
 from digitlab.diagnostics.gradcheck import GradientResult, check_activation, check_model
 from digitlab.diagnostics.monitors import default_monitors
 from digitlab.errors import ConfigError, DataError, DigitlabError, NumericError
 from digitlab.lab.checkpoint import Session, read_checkpoint, restore_session, save_checkpoint
-from digitlab.lab.config import Config, make_config, to_dict
+from digitlab.lab.config import Config, make_config, make_optimizer, to_dict
 from digitlab.lab.modelfile import MODEL_FILE, pipeline_record, save_model
 from digitlab.lab.runs import LiveRun, write_json, write_jsonl, write_npz
 from digitlab.stats import wilson_interval  # re-exported: callers import it from here
@@ -73,7 +73,12 @@ def streams(seed: int) -> dict[str, np.random.Generator]:
 
 def raw_splits(config: Config) -> tuple[Any, Splits]:
     """The dataset the config names and its split, before any transform."""
-    dataset = load_dataset(config.data, data_dir=config.data_dir, cache_dir=config.cache_dir)
+    dataset = load_dataset(
+        config.data,
+        data_dir=config.data_dir,
+        cache_dir=config.cache_dir,
+        image_size=config.image_size,
+    )
     splits = make_splits(
         dataset,
         config.split,
@@ -100,9 +105,10 @@ def prepare_data(config: Config) -> Prepared:
         per_pixel=config.per_pixel,
     )
     n_classes, image_shape, max_value = dataset.n_classes, dataset.image_shape, dataset.max_value
-    # Peak memory: the whole raw dataset is let go once split, and each part's raw pixels once
-    # converted, so little more than the float arrays themselves is ever held (MNIST: the CLI's
-    # peak went from 2.25x to about 1.6x the float32 training set).
+    class_names = dataset.class_names
+    # Peak memory: the whole raw dataset is let go once split, and each part's raw pixels while
+    # converted (to_float), so the float arrays are about all that is ever held (MNIST: the
+    # CLI's peak: benchmarks/PERFORMANCE.md).
     raw_parts = parts(raw)
     del dataset, raw
     converted = {}
@@ -110,11 +116,15 @@ def prepare_data(config: Config) -> Prepared:
         part = raw_parts.pop(name)
         if len(part.y) == 0:
             raise DataError(f"the {name} set is empty")
-        x = pipeline.fit_transform(part.x) if name == "train" else pipeline(part.x)
-        converted[name] = Split(x, part.y)
+        pixels, labels = [part.x], part.y
         del part
+        x = to_float(pixels, config.dtype)
+        x = pipeline.fit_transform(x, owned=True) if name == "train" else pipeline(x, owned=True)
+        converted[name] = Split(x, labels)
     splits = Splits(**converted)
     record = pipeline_record(pipeline, image_shape, max_value)
+    if class_names is not None:  # a folder of named classes: `digitlab predict` prints them
+        record["class_names"] = list(class_names)
     return Prepared(splits, n_classes, pipeline.output_shape(image_shape), config.data, record)
 
 
@@ -147,16 +157,6 @@ def build_from_config(
         if hasattr(lay, "rng"):  # dropout draws from the run's own stream
             lay.rng = rngs["dropout"]
     return model
-
-
-def make_optimizer(config: Config) -> Optimizer:
-    return get_optimizer(
-        config.optimizer.name,
-        config.learning_rate,
-        l1=config.l1,
-        l2=config.l2,
-        **config.optimizer.params,
-    )
 
 
 def new_session(config: Config, prepared: Prepared) -> Session:

@@ -24,7 +24,7 @@ import numpy as np
 from digitlab.core.model import Sequential, build_model
 from digitlab.data.transforms import Pipeline, Standardize, build_pipeline
 from digitlab.errors import DigitlabError, ModelError
-from digitlab.lab.plugins import load_plugin
+from digitlab.lab.plugins import load_plugins
 from digitlab.lab.runs import write_npz
 
 FORMAT, VERSION = "digitlab-model", 1
@@ -109,9 +109,8 @@ def load_model(path: str | os.PathLike[str]) -> tuple[Sequential, dict[str, Any]
         found = f"{header.get('format')!r} version {header.get('version')!r}"
         raise ModelError(f"{path}: not a digitlab model file (format {found})")
     extra = header.get("extra", {})
-    # a model that uses a user's activation needs the user's plugin file to be rebuilt
-    for plugin in extra.get("config", {}).get("plugins", []):
-        load_plugin(plugin)
+    # a model that uses a user's activation needs the user's plugin (package or file) to be rebuilt
+    load_plugins(extra.get("config", {}).get("plugins", []))
     return rebuild(header.get("model", {}), arrays, str(path)), extra
 
 

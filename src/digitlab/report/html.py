@@ -21,6 +21,9 @@ import numpy as np
 
 from digitlab.data.augment import augment_examples, build_augment
 from digitlab.diagnostics.alarms import find
+from digitlab.diagnostics.summary import summarize
+from digitlab.lab.config import make_config, make_optimizer
+from digitlab.lab.modelfile import MODEL_FILE, load_model
 from digitlab.lab.runs import write_bytes, write_text
 from digitlab.report import plots
 from digitlab.report.page import document, embed_png
@@ -30,6 +33,7 @@ REPORT_FILE = "report.html"
 PLOTS_DIR = "plots"
 SECTION_IDS = (
     "summary",
+    "layers",
     "accuracy",
     "curves",
     "confusion",
@@ -222,6 +226,19 @@ def _summary(page: Page, run: RunFolder) -> None:
     raw = escape(json.dumps(config, indent=2))
     details = f"<details><summary>config.json</summary><pre>{raw}</pre></details>"
     page.section("summary", f"Run {run.path.resolve().name}", table + "\n" + details)
+
+
+def _layers(page: Page, run: RunFolder) -> None:
+    """The model summary: every node, its output shape and parameters, and the memory."""
+    model, extra = load_model(run.path / MODEL_FILE)
+    config = make_config(extra["config"]) if extra.get("config") else None
+    summary = summarize(
+        model,
+        batch_size=config.batch_size if config else 128,
+        optimizer=make_optimizer(config) if config else None,
+        loss=config.loss if config else "softmax_cross_entropy",
+    )
+    page.section("layers", "Layers, parameters, memory", summary.html())
 
 
 def _accuracy(page: Page, run: RunFolder) -> None:
@@ -425,6 +442,7 @@ def _diagnostics(page: Page, run: RunFolder) -> None:
 
 SECTIONS: tuple[Callable[[Page, RunFolder], None], ...] = (
     _summary,
+    _layers,
     _accuracy,
     _curves,
     _confusion,

@@ -34,6 +34,8 @@ nav a { margin-right: 0.8em; }
 .v-best { color: #1a7f37; font-weight: bold; }
 .v-within { color: #0969da; }
 .v-worse { color: #8c959f; }
+.v-too { color: #bf8700; }
+.v-better { color: #cf222e; font-weight: bold; }
 """
 
 

@@ -63,6 +63,12 @@ class RunFolder:
     model: ModelSummary | None  # None for a run not finished
     live: dict[str, Any] | None = None  # status.json of a run not finished: a snapshot so far
 
+    def _repr_html_(self) -> str:
+        """A notebook's view: settings, accuracy per split, alarms, curves, link to report."""
+        from digitlab.report.reprs import run_html
+
+        return run_html(self)
+
 
 def read_run(run_dir: str | os.PathLike[str]) -> RunFolder:
     """Read and check every file of the run folder `run_dir`."""

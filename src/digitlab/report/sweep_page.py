@@ -20,18 +20,27 @@ from digitlab.report import plots
 from digitlab.report.page import document, embed_png
 from digitlab.report.sweep import (
     BEST,
-    RULE,
+    BETTER,
+    INTERVAL_METHOD,
+    TOO_FEW,
     WITHIN,
     WORSE,
     VariantSummary,
     interval_text,
     option_label,
     percent_text,
+    rule_text,
     seeds_text,
     variant_label,
 )
 
-COLOURS = {BEST: "#1a7f37", WITHIN: "#0969da", WORSE: "#8c959f"}
+COLOURS = {
+    BEST: "#1a7f37",
+    WITHIN: "#0969da",
+    TOO_FEW: "#bf8700",
+    WORSE: "#8c959f",
+    BETTER: "#cf222e",
+}
 
 
 def accuracy_plot(rows: Sequence[VariantSummary]) -> bytes | None:
@@ -123,6 +132,24 @@ def mean_curves(rows: Sequence[VariantSummary], trials_dir: Path) -> dict[int, n
     return curves
 
 
+def tests_text(row: VariantSummary) -> str:
+    """The comparison's numbers for the page: test difference, p-values, seeds."""
+    c = row.comparison
+    if c is None:
+        return ""
+    parts = [f"{c.seeds} shared seed{'s' * (c.seeds != 1)}"]
+    if c.seeds:
+        parts.append(f"test difference {100 * c.difference:+.2f} points")
+    if c.paired_t_p is not None:
+        parts.append(f"paired t p = {c.paired_t_p:.3g}")
+    if c.mcnemar_p is not None:
+        seeds = ", ".join(f"seed {seed}: {p:.2g}" for seed, p in c.per_seed_mcnemar)
+        parts.append(f"McNemar p = {c.mcnemar_p:.3g} (per seed: {seeds})")
+    if c.holm_p is not None:
+        parts.append(f"<b>p (Holm) = {c.holm_p:.3g}</b>")
+    return "; ".join(parts)
+
+
 def summary_html(
     title: str,
     rows: Sequence[VariantSummary],
@@ -137,7 +164,13 @@ def summary_html(
     }
     head = "".join(f"<th>{escape(h)}</th>" for h in ("#", *keys)) + "".join(
         f"<th>{h}</th>"
-        for h in ("seeds", "val acc (mean ± std)", "test acc (mean ± std)", "test 95% interval")
+        for h in (
+            "seeds",
+            "val acc (mean ± std)",
+            "val 95% interval",
+            "test acc (mean ± std)",
+            "test 95% interval",
+        )
     )
     body = []
     for rank, row in enumerate(rows, 1):
@@ -146,13 +179,16 @@ def summary_html(
         cells += [
             seeds_text(row),
             percent_text(row.mean("val_accuracy"), row.std("val_accuracy")),
+            interval_text(row, "val"),
             percent_text(row.mean("test_accuracy"), row.std("test_accuracy")),
             interval_text(row),
         ]
-        p = f" (p = {row.p_value:.3g})" if row.p_value is not None else ""
-        verdict = f'<td class="v-{row.verdict.split()[0]}">{escape(row.verdict)}{p}</td>'
+        verdict = f'<td class="v-{row.verdict.split()[0]}">{escape(row.verdict)}</td>'
         body.append(
-            "<tr>" + "".join(f'<td class="num">{c}</td>' for c in cells) + verdict + "</tr>"
+            "<tr>"
+            + "".join(f'<td class="num">{c}</td>' for c in cells)
+            + verdict
+            + f"<td>{tests_text(row)}</td></tr>"
         )
     failures = [
         f"<li><code>{escape(r['id'])}</code>: {escape(str(r.get('reason')))}</li>"
@@ -168,13 +204,12 @@ def summary_html(
         for name, png in pngs.items()
         if png is not None
     )
-    body_html = f"""<p>Variants are ranked and selected by mean <b>validation</b> accuracy over
-seeds; test accuracy is shown but never used to pick. Test intervals are 95% t-intervals of the
-mean over seeds (Wilson interval of the single run when only one seed finished); they cover the
-spread between seeds, not the test set's own sampling error (each run's Wilson interval, in its
-metrics.json). {escape(RULE[0].upper() + RULE[1:])}.</p>
+    rule = rule_text(rows)
+    body_html = f"""<p>Variants are ranked and the best is selected by mean <b>validation</b>
+accuracy over seeds; test accuracy is never used to pick. Intervals: {escape(INTERVAL_METHOD)}.
+{escape(rule[0].upper() + rule[1:])}.</p>
 <h2>Summary</h2>
-<table><thead><tr>{head}<th>vs best</th></tr></thead><tbody>
+<table><thead><tr>{head}<th>vs best</th><th>tests against the best</th></tr></thead><tbody>
 {"".join(body)}
 </tbody></table>
 {figures}

@@ -33,14 +33,15 @@ from starlette.routing import Route
 from digitlab.core.layers import Activation, Dense, Reshape
 from digitlab.core.losses import softmax
 from digitlab.core.model import INPUT, Model
-from digitlab.data.drawing import ink_from_gray, prepare_drawing
+from digitlab.data.drawing import ink_from_image, prepare_drawing
 from digitlab.data.transforms import Pipeline
 from digitlab.diagnostics.monitors import SATURATED
 from digitlab.errors import DataError, DigitlabError, ModelError
 from digitlab.lab.config import make_config
-from digitlab.lab.experiment import prepare_data, raw_splits, wilson_interval
+from digitlab.lab.experiment import prepare_data, raw_splits
 from digitlab.lab.modelfile import MODEL_FILE, load_model, restore_pipeline
 from digitlab.report.runfolder import read_run
+from digitlab.stats import mcnemar_exact, wilson_interval
 from digitlab.studio.paths import resolve_run
 
 MAX_SIDE = 2048  # largest drawing or image side accepted
@@ -55,6 +56,7 @@ TEST_SET_KEYS = (
     "data",
     "data_dir",
     "cache_dir",
+    "image_size",
     "split",
     "val_fraction",
     "seed",
@@ -77,11 +79,13 @@ class RunModel:
     max_value: float
     style: str  # drawing.STYLES
     input_shape: tuple[int, int] | None  # the network's input as an image (None: not one)
+    class_names: list[str] | None = None  # label i's name (a folder of named classes)
 
 
 def load_run_model(folder: Path) -> RunModel:
-    """The run's model and fitted pipeline (cached until model.npz changes)."""
-    path = folder / MODEL_FILE
+    """The run's model and fitted pipeline (cached until model.npz changes); `folder` may
+    also be a model file itself."""
+    path = folder if folder.is_file() else folder / MODEL_FILE
     if not path.is_file():
         raise ModelError(f"{folder.name}: no model yet (the run has not finished)")
     return _load_run_model(path, path.stat().st_mtime_ns)
@@ -114,6 +118,7 @@ def _load_run_model(path: Path, mtime: int) -> RunModel:
         float(record["max_value"]),
         style,
         pipeline.output_shape(raw_shape),
+        record.get("class_names"),
     )
 
 
@@ -381,14 +386,6 @@ def first_weights(run: RunModel) -> dict[str, Any] | None:
 # ------------------------------------------------------------------------------ comparing
 
 
-def mcnemar_exact(a_only: int, b_only: int) -> float:
-    """Two-sided exact McNemar p-value: the discordant pairs as a Binomial(n, 1/2) test."""
-    from scipy.stats import binomtest  # slow import; only comparisons need it
-
-    n = a_only + b_only
-    return 1.0 if n == 0 else float(binomtest(a_only, n, 0.5).pvalue)
-
-
 def compare(runs: dict[str, Path], images: bool = True) -> dict[str, Any]:
     """Two or more runs on their common test set: accuracies with 95% Wilson intervals,
     per-class accuracies, training curves and, per pair, the discordant test digits with
@@ -492,12 +489,9 @@ def image_from_png(data: bytes) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as image:
             if image.width > MAX_SIDE or image.height > MAX_SIDE:
                 raise DataError(f"the image is larger than {MAX_SIDE}x{MAX_SIDE} pixels")
-            rgba = image.convert("RGBA")
-            gray = np.asarray(rgba.convert("L"), dtype=np.float64)
-            alpha = np.asarray(rgba.getchannel("A"), dtype=np.float64)
+            return ink_from_image(image)
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise DataError(f"not a readable PNG image ({err})") from None
-    return ink_from_gray(gray, alpha)
 
 
 def image_from_json(body: dict[str, Any]) -> np.ndarray:

@@ -126,7 +126,7 @@ def run_sweep(
             (options, [latest.get(t.id) for t in trials if t.variant == index])
             for index, options in enumerate(options_list)
         ]
-        rows = summarise(groups)
+        rows = summarise(groups, trials_dir)
         keys = list(dict.fromkeys(k for options in options_list for k in options))
         details: dict[str, Any] = {
             "name": spec.name,

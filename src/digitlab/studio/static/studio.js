@@ -631,8 +631,8 @@
 
   // --- Train --------------------------------------------------------------------------------
   const FIELDS = [
-    ["data", "dataset", "select", ["digits", "mnist", "idx"]],
-    ["data_dir", "IDX folder (data idx)", "text"],
+    ["data", "dataset", "select", ["digits", "mnist", "idx", "folder", "csv"]],
+    ["data_dir", "data folder or file (idx, folder, csv)", "text"],
     ["hidden_sizes", "hidden sizes", "text", "e.g. 100 or 256,128 (ignored when the recipe has layers)"],
     ["activation", "activation", "choice", "activations"],
     ["optimizer", "optimizer", "choice", "optimizers"],
