@@ -2,11 +2,11 @@
 
 One click group, `app`, holds every command: train, gradcheck and diagnose (train.py), summary
 (summary.py), eval (evaluate.py), predict (predict.py), list (registries.py), sweep (sweep.py),
-report and tough (report.py), compare (compare.py), and studio (studio/command.py, beside the web
-app it serves). Config flags are generated from the Config model (options.py); shell completion
-is click's own (complete.py). Errors we raise on purpose (DigitlabError) and bad flags are
-printed as one line on stderr with a non-zero exit code (1 for a run that failed, 2 for a usage
-error), never as a traceback.
+report and tough (report.py), compare (compare.py), export (export.py: TensorBoard and MLflow), and
+studio (studio/command.py, beside the web app it serves). Config flags are generated from the Config
+model (options.py); shell completion is click's own (complete.py). Errors we raise on purpose
+(DigitlabError) and bad flags are printed as one line on stderr with a non-zero exit code (1 for a
+run that failed, 2 for a usage error), never as a traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from rich.console import Console
 
 from digitlab.cli.compare import compare
 from digitlab.cli.evaluate import eval_command
+from digitlab.cli.export import export
 from digitlab.cli.predict import predict
 from digitlab.cli.registries import list_command
 from digitlab.cli.report import report, tough
@@ -53,6 +54,7 @@ for command in (
 ):
     app.add_command(command)
 app.add_command(studio_command)
+app.add_command(export)
 
 
 def main(argv: list[str] | None = None) -> None:
