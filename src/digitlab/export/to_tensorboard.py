@@ -20,7 +20,7 @@ from typing import Any
 
 from digitlab.errors import ConfigError, DataError
 from digitlab.export.sources import Source, final_metrics, flat_params, require
-from digitlab.lab.runs import write_json
+from digitlab.lab.runs import replace_folder, write_json
 
 MARKER = "digitlab-export.json"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -42,7 +42,7 @@ def export_tensorboard(sources: list[Source], to: str | os.PathLike[str]) -> lis
         shutil.rmtree(staging, ignore_errors=True)
         try:
             _write_run(source, staging)
-            _replace(staging, target)
+            replace_folder(staging, target)
         except OSError as err:
             raise DataError(f"{target}: cannot be written ({err.strerror or err})") from None
         finally:
@@ -100,15 +100,3 @@ def _image_summary(tag: str, png: bytes) -> Any:
         encoded_image_string=png,
     )
     return Summary(value=[Summary.Value(tag=tag, image=image)])
-
-
-def _replace(staging: Path, target: Path) -> None:
-    """Put `staging` in place of `target` by renames (the old one is deleted after)."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.{os.getpid()}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        target.rename(old)
-    staging.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -17,6 +17,7 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import socket
 import tempfile
 from collections.abc import Callable, Iterator
@@ -131,6 +132,19 @@ def write_npz(path: str | os.PathLike[str], arrays: dict[str, Any]) -> Path:
         np.savez(handle, allow_pickle=False, **arrays)
 
     return atomic_write(path, write)
+
+
+def replace_folder(staging: Path, target: Path) -> None:
+    """Put the finished folder `staging` in place of `target` (and of any older `target`) by
+    renames only, so a reader sees the old folder or the new one, never half of one."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.{os.getpid()}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+    staging.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _jsonable(value: Any) -> Any:

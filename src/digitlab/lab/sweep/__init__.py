@@ -6,7 +6,8 @@ The parts, each in its own module:
     sweepfile.py  the sweep file: its keys (SWEEP_KEYS, SECTION_KEYS), parsing, checks, and the
                   plan of variants and trials, every trial's config validated up front
     trials.py     the trial log OUT/trials.jsonl: appended and fsynced, torn lines ignored
-    worker.py     running one trial inside a worker: outcome, error.txt, staging and install
+    worker.py     running one trial inside a worker: outcome, error.txt, a staging folder renamed
+                  into place when done
     executors.py  local worker processes (a dead worker fails only its trial) and Ray tasks
     runner.py     `run_sweep`: skip what is done, run, summarise (the command is cli/sweep.py)
     adaptive.py   mode = "optuna": trials asked from an Optuna study in OUT/study.journal,

@@ -25,13 +25,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from digitlab.errors import ConfigError
-from digitlab.lab.runs import write_text
+from digitlab.lab.runs import replace_folder, write_text
 from digitlab.lab.sweep.sweepfile import Trial
 from digitlab.lab.sweep.worker import (
     TrialFunction,
     attempt,
     first_line,
-    install,
     staging_folder,
     worker_main,
 )
@@ -84,7 +83,7 @@ def _store_failure(trials_dir: Path, trial: str, reason: str) -> None:
     """error.txt for a trial whose worker died (the worker could not write it itself)."""
     staging = staging_folder(trials_dir, trial)
     write_text(staging / "error.txt", reason + "\n")
-    install(staging, trials_dir / trial)
+    replace_folder(staging, trials_dir / trial)
 
 
 def _death_reason(exitcode: int | None, while_starting: bool) -> str:
@@ -273,7 +272,7 @@ def run_ray(
                 for name, data in files.items():
                     (staging / name).parent.mkdir(parents=True, exist_ok=True)
                     (staging / name).write_bytes(data)  # atomic as a whole by _install
-                install(staging, trials_dir / trial.id)
+                replace_folder(staging, trials_dir / trial.id)
                 report(trial, outcome)
     finally:
         for ref in pending:

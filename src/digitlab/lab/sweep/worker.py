@@ -5,7 +5,7 @@ whatever happens into an outcome {status, reason, metrics, seconds} (and `error`
 failure): a failure is recorded, never raised. In an optuna search (adaptive.py) the trial
 function also gets `callbacks`, epoch callbacks that report to the study and raise `Pruned` to
 stop a trial whose validation loss lags; its outcome is then "pruned". A local trial is
-written to a hidden staging folder and renamed into place when complete (`install`), so
+written to a hidden staging folder and renamed into place when complete (`runs.replace_folder`), so
 OUT/trials/<id>/ never holds half a trial.
 """
 
@@ -36,6 +36,7 @@ from digitlab.lab.runs import (
     append_jsonl,
     now_iso,
     read_history,
+    replace_folder,
     write_json,
     write_text,
 )
@@ -162,18 +163,6 @@ def attempt(
     return outcome
 
 
-def install(staging: Path, final: Path) -> None:
-    """Put a finished trial folder in place of any older one, by renames only."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.{os.getpid()}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        final.rename(old)
-    staging.rename(final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def staging_folder(trials_dir: Path, trial: str) -> Path:
     staging = trials_dir / f".{trial}.{os.getpid()}.partial"
     shutil.rmtree(staging, ignore_errors=True)
@@ -190,7 +179,7 @@ def _local_job(
 ) -> dict[str, Any]:
     staging = staging_folder(Path(trials_dir), trial)
     outcome = attempt(values, staging, trial_fn, study)
-    install(staging, Path(trials_dir) / trial)
+    replace_folder(staging, Path(trials_dir) / trial)
     return outcome
 
 
