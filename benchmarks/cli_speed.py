@@ -85,7 +85,9 @@ def cli_command(data_dir: str, epochs: int, batch: int, form: str, out: str) -> 
 
 def timed(command: list[str]) -> float:
     started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.exit(f"cli_speed: {' '.join(command)} failed:\n{done.stderr[-2000:]}")
     return time.perf_counter() - started
 
 
@@ -117,8 +119,9 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
                 probes: list[float] = []
                 for rep in range(args.reps):
                     probes.append(matmul_probe())
+                    out = f"{tmp}/{form}-{batch}-{rep}"
                     commands = {
-                        n: cli_command(args.data_dir, n, batch, form, f"{tmp}/run{rep}-{n}")
+                        n: cli_command(args.data_dir, n, batch, form, f"{out}-{n}")
                         for n in (1, args.epochs)
                     }
                     torch_commands = {
