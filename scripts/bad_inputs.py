@@ -28,11 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-# $DIGITLAB_DATA_DIR (CI sets it), else a developer's ../shared/data/mnist beside the checkout
-MNIST = Path(
-    os.environ.get("DIGITLAB_DATA_DIR")
-    or Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
-)
+# MNIST's four files: --mnist DIR, else $DIGITLAB_DATA_DIR (CI sets it)
+MNIST_FROM_ENV = os.environ.get("DIGITLAB_DATA_DIR")
+MNIST = Path(MNIST_FROM_ENV or ".")
 FILES = {
     "train images": "train-images-idx3-ubyte.gz",
     "train labels": "train-labels-idx1-ubyte.gz",
@@ -520,7 +518,12 @@ def check(case: Case, scratch: Path) -> tuple[bool, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mnist", default=str(MNIST.resolve()))
+    parser.add_argument(
+        "--mnist",
+        default=MNIST_FROM_ENV,
+        required=MNIST_FROM_ENV is None,
+        help="folder of MNIST's four files [$DIGITLAB_DATA_DIR]",
+    )
     parser.add_argument("--scratch", default=None, help="work folder [a temporary one]")
     options = parser.parse_args()
     import tempfile
