@@ -236,3 +236,35 @@ def test_per_class_split_errors() -> None:
         make_splits(dataset, "per_class", per_class=1000, val_per_class=5, rng=rng)
     with pytest.raises(ConfigError, match="sets its own sizes"):
         make_splits(dataset, "per_class", train_first=10, rng=rng)
+
+
+def test_repeated_images_are_counted_across_splits() -> None:
+    """D7: an image copied into another split is counted, under whatever index it sits."""
+    from digitlab.data.splits import Split, Splits, repeated_images
+
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, size=(50, 64), dtype=np.uint8)
+    val = rng.integers(0, 256, size=(20, 64), dtype=np.uint8)
+    test = rng.integers(0, 256, size=(30, 64), dtype=np.uint8)
+    labels = np.zeros
+    clean = Splits(Split(train, labels(50)), Split(val, labels(20)), Split(test, labels(30)))
+    assert repeated_images(clean) == {"val_in_train": 0, "test_in_train": 0, "test_in_val": 0}
+    val[3], val[7] = train[10], train[49]  # two validation images copy training ones
+    test[0] = train[0]
+    test[5], test[6] = val[0], val[0]  # one validation image, copied twice into the test set
+    test[9] = train[1].copy()
+    test[9, 0] ^= 1  # one pixel off: not a copy
+    dirty = Splits(Split(train, labels(50)), Split(val, labels(20)), Split(test, labels(30)))
+    assert repeated_images(dirty) == {"val_in_train": 2, "test_in_train": 1, "test_in_val": 2}
+
+
+def test_a_run_records_the_count(tmp_path) -> None:
+    import json
+
+    from digitlab.lab.config import make_config
+    from digitlab.lab.experiment import run
+
+    run(make_config({"epochs": 1, "hidden_sizes": [8]}), tmp_path / "run")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["repeated_val_in_train"] == metrics["repeated_test_in_train"] == 0
+    assert metrics["repeated_test_in_val"] == 0  # the bundled digits hold no exact copies

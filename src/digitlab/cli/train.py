@@ -165,10 +165,18 @@ def _train_into(
 
         def on_data(prepared: Prepared) -> None:
             train_part, val_part, test_part = parts(prepared.splits).values()
+            repeated = prepared.repeated or {}
+            copies = (
+                f"{repeated['val_in_train']} validation and {repeated['test_in_train']} test "
+                f"images repeat a training image, {repeated['test_in_val']} test images a "
+                "validation image"
+                if any(repeated.values())
+                else "no image repeated across them"
+            )
             progress.console.print(
                 f"[bold]{config.data}[/]: {len(train_part.y)} train, {len(val_part.y)} "
-                f"validation, {len(test_part.y)} test, {train_part.x.shape[1]} inputs, "
-                f"{prepared.n_classes} classes"
+                f"validation, {len(test_part.y)} test ({copies}), {train_part.x.shape[1]} "
+                f"inputs, {prepared.n_classes} classes"
             )
             state["n"] = len(train_part.y)
             state["task"] = progress.add_task(

@@ -8,6 +8,7 @@ the split.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,27 @@ class Splits:
     train: Split
     val: Split
     test: Split
+
+
+def repeated_images(splits: Splits) -> dict[str, int]:
+    """How many validation and test images are exact copies of a training image, and test
+    images of a validation image (D7: 'suspiciously good' results). The splits are disjoint by
+    index; this counts the same pixels under two indices. Rows are compared by a 128-bit hash
+    of their bytes, so on raw pixels an exact copy is found and nothing else."""
+
+    def digests(x: np.ndarray) -> list[bytes]:
+        rows = np.ascontiguousarray(x)
+        return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in rows]
+
+    train = set(digests(splits.train.x))
+    val = digests(splits.val.x)
+    test = digests(splits.test.x)
+    val_set = set(val)
+    return {
+        "val_in_train": sum(d in train for d in val),
+        "test_in_train": sum(d in train for d in test),
+        "test_in_val": sum(d in val_set for d in test),
+    }
 
 
 def _rank_within_class(y: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

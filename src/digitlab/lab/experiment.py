@@ -25,6 +25,7 @@ from digitlab.core.specs import mlp_spec
 from digitlab.core.train import TrainHooks, TrainOptions, TrainState, fit
 from digitlab.data import Split, Splits, build_pipeline, load_dataset, make_splits
 from digitlab.data.augment import build_augment
+from digitlab.data.splits import repeated_images
 from digitlab.data.transforms import to_float
 from digitlab.diagnostics.alarms import find
 from digitlab.diagnostics.gradcheck import GradientResult, check_activation, check_model
@@ -51,6 +52,7 @@ class Prepared:
     image_shape: tuple[int, int] | None
     dataset: str
     pipeline: dict[str, Any] | None = None  # modelfile.pipeline_record, saved with the model
+    repeated: dict[str, int] | None = None  # splits.repeated_images, counted on the raw pixels
 
 
 def parts(splits: Splits) -> dict[str, Split]:
@@ -115,6 +117,7 @@ def prepare_data(config: Config) -> Prepared:
     # Peak memory: the whole raw dataset is let go once split, and each part's raw pixels while
     # converted (to_float), so the float arrays are about all that is ever held (MNIST: the
     # CLI's peak: benchmarks/PERFORMANCE.md).
+    repeated = repeated_images(raw)
     raw_parts = parts(raw)
     del dataset, raw
     # the float arrays, and a transform's working copy of the largest part, must fit
@@ -134,7 +137,8 @@ def prepare_data(config: Config) -> Prepared:
     record = pipeline_record(pipeline, image_shape, max_value)
     if class_names is not None:  # a folder of named classes: `digitlab predict` prints them
         record["class_names"] = list(class_names)
-    return Prepared(splits, n_classes, pipeline.output_shape(image_shape), config.data, record)
+    shape = pipeline.output_shape(image_shape)
+    return Prepared(splits, n_classes, shape, config.data, record, repeated)
 
 
 def build_from_config(
@@ -310,6 +314,8 @@ def evaluate_splits(
             labels=y,
         )
         metrics["test_all"] = summarise(whole, y, prepared.n_classes)
+    for key, count in (prepared.repeated or {}).items():  # D7: the same pixels in two splits
+        metrics[f"repeated_{key}"] = count
     return metrics, evaluations
 
 
