@@ -398,7 +398,7 @@ def run_study(
     console: Console,
 ) -> Any:
     """Continue the sweep's study up to its budget, then write search.json and the summary."""
-    from digitlab.lab.sweep.runner import TRIALS_DIR, SweepResult, _execute
+    from digitlab.lab.sweep.runner import TRIALS_DIR, SweepResult, _execute, sweep_details
 
     journal = folder / JOURNAL_FILE
     study = open_study(spec, journal, console)
@@ -438,20 +438,16 @@ def run_study(
         for t in search["trials"]
         if t["state"] == "complete"
     ]
-    rows = summarise(groups)
-    details: dict[str, Any] = {
-        "name": spec.name,
-        "file": spec.source,
-        "seeds": spec.seeds,
-        "mode": spec.mode,
-        "base": spec.base,
-        "space": spec.space,
-        "trials": spec.trials,
-        "pruner": spec.pruner,
-        "startup_trials": spec.startup_trials,
-        "sample_seed": spec.sample_seed,
-        "study": f"{study.study_name} in {JOURNAL_FILE}",
-    }
+    rows = summarise(groups, folder / TRIALS_DIR)  # per-image results: the paired tests
+    details = sweep_details(
+        spec,
+        space=spec.space,
+        trials=spec.trials,
+        pruner=spec.pruner,
+        startup_trials=spec.startup_trials,
+        sample_seed=spec.sample_seed,
+        study=f"{study.study_name} in {JOURNAL_FILE}",
+    )
     from digitlab.report.search import search_html
 
     csv_path, html_path = write_summary(

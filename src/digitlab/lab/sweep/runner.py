@@ -142,15 +142,7 @@ def run_sweep(
         ]
         rows = summarise(groups, trials_dir)
         keys = list(dict.fromkeys(k for options in options_list for k in options))
-        details: dict[str, Any] = {
-            "name": spec.name,
-            "file": spec.source,
-            "seeds": spec.seeds,
-            "mode": spec.mode,
-            "base": spec.base,
-            "grid": spec.grid,
-            "variants": spec.listed,
-        }
+        details = sweep_details(spec, grid=spec.grid, variants=spec.listed)
         if spec.mode == "random":
             details.update(samples=spec.samples, sample_seed=spec.sample_seed)
         csv_path, html_path = write_summary(folder, f"sweep {spec.name}", rows, keys, details)
@@ -162,6 +154,19 @@ def run_sweep(
             console.print(f"... and {len(failures) - 10} more failed trials (see {LOG_FILE})")
         console.print(f"wrote {csv_path} and {html_path}")
     return SweepResult(folder, len(todo), len(trials) - len(todo), failures, rows)
+
+
+def sweep_details(spec: SweepSpec, **mode_keys: Any) -> dict[str, Any]:
+    """What a summary page and CSV say about the sweep: its name, file, seeds, mode and base,
+    then the keys of its mode (a grid and variants, or a search space)."""
+    return {
+        "name": spec.name,
+        "file": spec.source,
+        "seeds": spec.seeds,
+        "mode": spec.mode,
+        "base": spec.base,
+        **mode_keys,
+    }
 
 
 def _execute(
