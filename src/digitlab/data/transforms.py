@@ -195,8 +195,8 @@ def to_float(holder: list[np.ndarray], dtype: npt.DTypeLike) -> np.ndarray:
     chunk at a time. A chunk's output never reaches input not yet read: with n pixels of k
     bytes, pixel i's output ends at byte k(i + 1) and the input still to read starts at byte
     (k - 1)n + i + 1, which is no earlier, as i < n. (NumPy buffers the overlap within a chunk.)
-    So the training set is never held twice: `digitlab train` on MNIST peaks at about 1.4x the
-    float32 training set instead of 1.67x (benchmarks/PERFORMANCE.md).
+    So the training set is never held twice: `digitlab train` on MNIST holds 1.50x the float32
+    training set once loaded, and peaks at 1.56x instead of 1.67x (benchmarks/PERFORMANCE.md).
     """
     x = holder.pop()
     dtype = np.dtype(dtype)
