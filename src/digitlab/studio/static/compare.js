@@ -9,8 +9,8 @@
   const { pct } = Studio.format;
 
   function pValue(p) {
-    if (p === 0) return "< 1e-300"; // below the smallest double: the difference is beyond doubt
-    return p >= 0.001 ? p.toFixed(3) : p.toExponential(1);
+    if (p === 0) return "p < 1e-300"; // below the smallest double: the difference is beyond doubt
+    return "p = " + (p >= 0.001 ? p.toFixed(3) : p.toExponential(1));
   }
 
   Studio.views.compare = {
@@ -82,7 +82,7 @@
           const real = pair.p_value < 0.05;
           const card = el("div", { class: "card", style: { marginTop: "12px" }, "data-testid": "compare-pair" },
             el("h2", {}, `${name(pair.a)} vs ${name(pair.b)}`),
-            el("p", {}, `${b} test digits only ${name(pair.a)} gets right, ${c} only ${name(pair.b)} gets right. McNemar's exact test: p = `,
+            el("p", {}, `${b} test digits only ${name(pair.a)} gets right, ${c} only ${name(pair.b)} gets right. McNemar's exact test: `,
               el("b", { "data-testid": "mcnemar-p", "data-value": pair.p_value }, pValue(pair.p_value)), ". ",
               el("span", { class: "verdict" }, real
                 ? "The difference is real (p < 0.05)."
