@@ -194,6 +194,14 @@ class Config(BaseModel):
         1e4, ge=0, description="Stop when loss > this x max(first batch's, 1) (0: never)."
     )
     seed: int = Field(0, ge=0, description="Seed for split, init, dropout, shuffle.")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "BLAS threads for training and evaluation [BLAS's own: every core]; 1 on a busy "
+            "machine. Counts may differ in a result's last bits."
+        ),
+    )
 
     @model_validator(mode="before")
     @classmethod

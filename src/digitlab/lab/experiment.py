@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,6 +198,24 @@ def new_session(config: Config, prepared: Prepared) -> Session:
     )
 
 
+@contextmanager
+def blas_threads(threads: int | None) -> Iterator[None]:
+    """BLAS limited to `threads` threads inside the block (None: as it is).
+
+    Why one thread can be faster: at every matrix product OpenBLAS's threads wait for each other,
+    and when other jobs hold the cores the wait is a time slice per product; the small CNN's
+    epoch took 29 s on an idle 2-core machine and 677 s with 2 threads at a load of 7
+    (benchmarks/PERFORMANCE.md).
+    """
+    if threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads, user_api="blas"):
+        yield
+
+
 def make_monitors(config: Config) -> list[Any]:
     return default_monitors(config.monitor_samples) if config.monitors else []
 
@@ -241,18 +260,19 @@ def train_session(
         monitors=session.monitors,
         should_stop=should_stop,
     )
-    return fit(
-        session.model,
-        train.x,
-        train.y,
-        session.optimizer,
-        options,
-        rng=session.shuffle_rng,
-        validation=(val.x, val.y),
-        hooks=hooks,
-        history=session.history,
-        state=session.state,
-    )
+    with blas_threads(config.threads):
+        return fit(
+            session.model,
+            train.x,
+            train.y,
+            session.optimizer,
+            options,
+            rng=session.shuffle_rng,
+            validation=(val.x, val.y),
+            hooks=hooks,
+            history=session.history,
+            state=session.state,
+        )
 
 
 def train_config(
@@ -296,7 +316,8 @@ def evaluate_splits(
     metrics: dict[str, Any] = {}
     evaluations: dict[str, Evaluation] = {}
     for name, part in parts(prepared.splits).items():
-        evaluations[name] = result = evaluate(model, part.x, part.y, config.loss)
+        with blas_threads(config.threads):
+            evaluations[name] = result = evaluate(model, part.x, part.y, config.loss)
         summary = summarise(result, part.y, prepared.n_classes)
         metrics[name] = summary
         metrics[f"{name}_loss"] = summary["loss"]
