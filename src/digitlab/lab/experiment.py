@@ -26,7 +26,7 @@ from digitlab.core.train import TrainHooks, TrainOptions, TrainState, fit
 from digitlab.data import Split, Splits, build_pipeline, load_dataset, make_splits
 from digitlab.data.augment import build_augment
 from digitlab.data.splits import repeated_images
-from digitlab.data.transforms import to_float
+from digitlab.data.transforms import pixel_range, to_float
 from digitlab.diagnostics.alarms import find
 from digitlab.diagnostics.gradcheck import GradientResult, check_activation, check_model
 from digitlab.diagnostics.monitors import default_monitors
@@ -101,12 +101,14 @@ def prepare_data(config: Config) -> Prepared:
     """Load the dataset, split it, and fit the transforms on the training part only."""
     dataset, raw = raw_splits(config)
     max_value = 1.0 if config.raw_pixels else dataset.max_value  # dividing by 1 keeps them raw
+    white = dataset.max_value
     pipeline = build_pipeline(
         max_value=max_value,
         image_shape=dataset.image_shape,
         dtype=np.dtype(config.dtype),
         crop=config.crop,
         pixel_subset=config.pixel_subset,
+        pixel_pick=config.pixel_pick,
         seed=config.seed,
         invert=config.invert,
         standardize=config.standardize,
@@ -135,6 +137,8 @@ def prepare_data(config: Config) -> Prepared:
         converted[name] = Split(x, labels)
     splits = Splits(**converted)
     record = pipeline_record(pipeline, image_shape, max_value)
+    # augmentation's fill: what raw black and white become (whatever invert and standardize do)
+    record["pixel_range"] = list(pixel_range(pipeline, image_shape[0] * image_shape[1], white))
     if class_names is not None:  # a folder of named classes: `digitlab predict` prints them
         record["class_names"] = list(class_names)
     shape = pipeline.output_shape(image_shape)
@@ -230,6 +234,7 @@ def train_session(
                 prepared.image_shape,
                 session.augment_rng,
                 background="max" if config.invert else "min",  # inverted: the paper is white
+                pixel_range=(prepared.pipeline or {}).get("pixel_range", (0.0, 1.0)),
             )
             if config.augment
             else None

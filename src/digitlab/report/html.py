@@ -20,10 +20,12 @@ from typing import Any
 import numpy as np
 
 from digitlab.data.augment import augment_examples, build_augment
+from digitlab.data.transforms import input_pixels
 from digitlab.diagnostics.alarms import find
 from digitlab.diagnostics.summary import summarize
+from digitlab.errors import DigitlabError
 from digitlab.lab.config import make_config, make_optimizer
-from digitlab.lab.modelfile import MODEL_FILE, load_model
+from digitlab.lab.modelfile import MODEL_FILE, load_model, restore_pipeline
 from digitlab.lab.runs import write_bytes, write_text
 from digitlab.report import plots
 from digitlab.report.page import document, embed_png
@@ -54,6 +56,7 @@ PLOT_FILES = (
     "misclassified.png",
     "scatter.png",
     "weights.png",
+    "pixels.png",
     "monitors.png",
     "augmentation.png",
 )
@@ -378,6 +381,7 @@ def _weights(page: Page, run: RunFolder) -> None:
     title = "First-layer weights"
     layer = run.first_layer
     shape = image_shape_of(run)
+    pixels = _pixels(page, run)
     if layer.w is None:
         note = f"The model starts with a {layer.kind} layer, not a dense one: no weight images."
     elif shape is None:
@@ -387,9 +391,36 @@ def _weights(page: Page, run: RunFolder) -> None:
             "One image per hidden unit, the weights from each input pixel; red positive, "
             "blue negative, each on its own scale."
         ) + page.image("weights.png", plots.weights_plot(layer.w, shape), title)
-        page.section("weights", title, body)
+        page.section("weights", title, body + pixels)
         return
-    page.section("weights", title, _note(note))
+    page.section("weights", title, _note(note) + pixels)
+
+
+def _pixels(page: Page, run: RunFolder) -> str:
+    """The picture of the raw pixels a run keeps (crop, pixel subset), or "" for all of them."""
+    config, record = run.config, run.pipeline
+    if not (config.get("crop") or config.get("pixel_subset")) or record is None:
+        return ""
+    try:
+        raw_shape = (int(record["image_shape"][0]), int(record["image_shape"][1]))
+        pixels = input_pixels(restore_pipeline(config, record), raw_shape)
+    except (DigitlabError, KeyError, TypeError, ValueError, IndexError):
+        return _note("The saved data pipeline does not say which pixels were kept.")
+    pick = config.get("pixel_pick", "random") if config.get("pixel_subset") else "crop"
+    weights = run.first_layer.w
+    if weights is None or len(weights) != len(pixels):
+        weights = None
+    caption = _caption(
+        {
+            "crop": "The centre the border crop keeps",
+            "random": "The seeded random pixel subset",
+            "variance": "The highest-variance pixels of the training images",
+        }.get(pick, str(pick))
+        + " (black), and how strongly the first layer reads each of them."
+    )
+    title = f"input pixels ({pick})"
+    png = plots.pixels_plot(pixels, weights, raw_shape, title)
+    return caption + page.image("pixels.png", png, title)
 
 
 def _augmentation(page: Page, run: RunFolder) -> None:
@@ -406,8 +437,13 @@ def _augmentation(page: Page, run: RunFolder) -> None:
     shape = arrays["image_shape"].tolist()
     # drawn afresh from the run's settings with a fixed seed: a picture, not the run's stream
     background = "max" if run.config.get("invert") else "min"
+    black_white = (run.pipeline or {}).get("pixel_range", (0.0, 1.0))
     augment = build_augment(
-        params, (shape[0], shape[1]), np.random.default_rng(0), background=background
+        params,
+        (shape[0], shape[1]),
+        np.random.default_rng(0),
+        background=background,
+        pixel_range=(float(black_white[0]), float(black_white[1])),
     )
     images = arrays["example_images"]
     grid = augment_examples(images, augment, (shape[0], shape[1]), n=min(6, len(images)))
