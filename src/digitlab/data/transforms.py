@@ -111,9 +111,16 @@ class PixelSubset:
         self.pick = pick
         self.columns: np.ndarray | None = None
         self.n_features: int | None = None
+        self.fixed = False  # columns given by set_columns: fit only checks the width
 
     def fit(self, x: np.ndarray) -> PixelSubset:
         n_features = x.shape[1]
+        if self.fixed:
+            if n_features != self.n_features:
+                raise DataError(
+                    f"the saved pixel subset reads {self.n_features} features, got {n_features}"
+                )
+            return self
         if self.n_pixels > n_features:
             raise ConfigError(
                 f"pixel subset of {self.n_pixels} is larger than the {n_features} features"
@@ -124,11 +131,12 @@ class PixelSubset:
         else:
             rng = np.random.default_rng(self.seed)
             chosen = rng.choice(n_features, size=self.n_pixels, replace=False)
-        self.set_columns(chosen, n_features)
+        self.columns = np.sort(chosen)
+        self.n_features = n_features
         return self
 
     def set_columns(self, columns: Any, n_features: int) -> PixelSubset:
-        """Use these columns (as saved with a model) instead of fitting."""
+        """Use these columns (as saved with a model); a later fit keeps them."""
         columns = np.sort(np.asarray(columns, dtype=np.intp))
         if columns.shape != (self.n_pixels,) or len(np.unique(columns)) != self.n_pixels:
             raise DataError(f"a pixel subset of {self.n_pixels} needs as many distinct columns")
@@ -136,6 +144,7 @@ class PixelSubset:
             raise DataError(f"pixel subset columns must lie in 0..{n_features - 1}")
         self.columns = columns
         self.n_features = n_features
+        self.fixed = True
         return self
 
     def __call__(self, x: np.ndarray, inplace: bool = False) -> np.ndarray:

@@ -26,7 +26,7 @@ from digitlab.core.train import TrainHooks, TrainOptions, TrainState, fit
 from digitlab.data import Split, Splits, build_pipeline, load_dataset, make_splits
 from digitlab.data.augment import build_augment
 from digitlab.data.splits import repeated_images
-from digitlab.data.transforms import pixel_range, to_float
+from digitlab.data.transforms import Pipeline, PixelSubset, pixel_range, to_float
 from digitlab.diagnostics.alarms import find
 from digitlab.diagnostics.gradcheck import GradientResult, check_activation, check_model
 from digitlab.diagnostics.monitors import default_monitors
@@ -97,8 +97,12 @@ def raw_splits(config: Config) -> tuple[Any, Splits]:
     return dataset, splits
 
 
-def prepare_data(config: Config) -> Prepared:
-    """Load the dataset, split it, and fit the transforms on the training part only."""
+def prepare_data(config: Config, saved: dict[str, Any] | None = None) -> Prepared:
+    """Load the dataset, split it, and fit the transforms on the training part only.
+
+    saved: a model's pipeline record (modelfile.pipeline_record); its pixel subset's columns
+    are kept rather than picked again, so a model evaluated on other data reads its own pixels.
+    """
     dataset, raw = raw_splits(config)
     max_value = 1.0 if config.raw_pixels else dataset.max_value  # dividing by 1 keeps them raw
     white = dataset.max_value
@@ -114,6 +118,7 @@ def prepare_data(config: Config) -> Prepared:
         standardize=config.standardize,
         per_pixel=config.per_pixel,
     )
+    keep_columns(pipeline, saved)
     n_classes, image_shape = dataset.n_classes, dataset.image_shape
     class_names = dataset.class_names
     # Peak memory: the whole raw dataset is let go once split, and each part's raw pixels while
@@ -143,6 +148,19 @@ def prepare_data(config: Config) -> Prepared:
         record["class_names"] = list(class_names)
     shape = pipeline.output_shape(image_shape)
     return Prepared(splits, n_classes, shape, config.data, record, repeated)
+
+
+def keep_columns(pipeline: Pipeline, saved: dict[str, Any] | None) -> None:
+    """Give the pipeline's pixel subset the columns a model saved, if it saved any."""
+    columns = ((saved or {}).get("fitted") or {}).get("pixel_subset")
+    if columns is None:
+        return
+    for transform in pipeline.transforms:
+        if isinstance(transform, PixelSubset):
+            try:
+                transform.set_columns(columns["columns"], int(columns["n_features"]))
+            except (KeyError, TypeError, ValueError) as err:
+                raise DataError(f"the model's saved pixel subset is unreadable ({err})") from None
 
 
 def build_from_config(

@@ -44,6 +44,7 @@ SECTION_IDS = (
     "misclassified",
     "scatter",
     "weights",
+    "pixels",
     "augmentation",
     "diagnostics",
 )
@@ -381,7 +382,6 @@ def _weights(page: Page, run: RunFolder) -> None:
     title = "First-layer weights"
     layer = run.first_layer
     shape = image_shape_of(run)
-    pixels = _pixels(page, run)
     if layer.w is None:
         note = f"The model starts with a {layer.kind} layer, not a dense one: no weight images."
     elif shape is None:
@@ -391,36 +391,38 @@ def _weights(page: Page, run: RunFolder) -> None:
             "One image per hidden unit, the weights from each input pixel; red positive, "
             "blue negative, each on its own scale."
         ) + page.image("weights.png", plots.weights_plot(layer.w, shape), title)
-        page.section("weights", title, body + pixels)
+        page.section("weights", title, body)
         return
-    page.section("weights", title, _note(note) + pixels)
+    page.section("weights", title, _note(note))
 
 
-def _pixels(page: Page, run: RunFolder) -> str:
-    """The picture of the raw pixels a run keeps (crop, pixel subset), or "" for all of them."""
-    config, record = run.config, run.pipeline
-    if not (config.get("crop") or config.get("pixel_subset")) or record is None:
-        return ""
+def _pixels(page: Page, run: RunFolder) -> None:
+    """The raw pixels a run keeps (crop, pixel subset) and how strongly the first layer reads
+    each: which pixels matter."""
+    title = "Input pixels"
+    config, record = run.config, run.pipeline or {}  # {}: a run saved before it was kept
+    if not (config.get("crop") or config.get("pixel_subset")):
+        page.section("pixels", title, _note("This run reads every pixel."))
+        return
     try:
         raw_shape = (int(record["image_shape"][0]), int(record["image_shape"][1]))
         pixels = input_pixels(restore_pipeline(config, record), raw_shape)
     except (DigitlabError, KeyError, TypeError, ValueError, IndexError):
-        return _note("The saved data pipeline does not say which pixels were kept.")
-    pick = config.get("pixel_pick", "random") if config.get("pixel_subset") else "crop"
+        note = _note("The model file does not say which pixels were kept.")
+        page.section("pixels", title, note)
+        return
+    pick = str(config.get("pixel_pick", "random")) if config.get("pixel_subset") else "crop"
     weights = run.first_layer.w
     if weights is None or len(weights) != len(pixels):
         weights = None
-    caption = _caption(
-        {
-            "crop": "The centre the border crop keeps",
-            "random": "The seeded random pixel subset",
-            "variance": "The highest-variance pixels of the training images",
-        }.get(pick, str(pick))
-        + " (black), and how strongly the first layer reads each of them."
-    )
-    title = f"input pixels ({pick})"
-    png = plots.pixels_plot(pixels, weights, raw_shape, title)
-    return caption + page.image("pixels.png", png, title)
+    kept = {
+        "crop": "The centre the border crop keeps",
+        "random": "The seeded random pixel subset",
+        "variance": "The highest-variance pixels of the training images",
+    }.get(pick, pick)
+    body = _caption(f"{kept} (black), and how strongly the first layer reads each of them.")
+    png = plots.pixels_plot(pixels, weights, raw_shape, f"input pixels ({pick})")
+    page.section("pixels", title, body + page.image("pixels.png", png, "input pixels"))
 
 
 def _augmentation(page: Page, run: RunFolder) -> None:
@@ -487,6 +489,7 @@ SECTIONS: tuple[Callable[[Page, RunFolder], None], ...] = (
     _misclassified,
     _scatter,
     _weights,
+    _pixels,
     _augmentation,
     _diagnostics,
 )
