@@ -390,3 +390,9 @@ def pixels_plot(
         labels.append("mean |weight| per pixel")
     stacked = np.stack(tiles).reshape(len(tiles), height, width)
     return _tile_grid(stacked, labels, ["black"] * len(tiles), title, "gray_r", columns=2)
+
+
+def masks_plot(masks: np.ndarray, labels: Sequence[str], title: str) -> bytes:
+    """Boolean (n, h, w) masks side by side, kept pixels black, each labelled."""
+    tiles = np.asarray(masks, dtype=np.float64)
+    return _tile_grid(tiles, list(labels), ["black"] * len(tiles), title, "gray_r")

@@ -1,8 +1,9 @@
-"""A sweep's page, OUT/summary.html: settings, the ranked table, two figures and failures.
+"""A sweep's page, OUT/summary.html: settings, the ranked table, its figures and failures.
 
-It reads the trial records (via sweep.py's VariantSummary) and each done trial's history.jsonl
-(through lab/runs.py's reader), never trains, and uses the run report's page shell and PNG
-embedder (page.py), so the page is one self-contained file.
+It reads the trial records (via sweep.py's VariantSummary), each done trial's history.jsonl
+(through lab/runs.py's reader) and, for variants that crop or keep a pixel subset, the pipeline
+saved with one trial's model (the pixels it reads); it never trains, and uses the run report's
+page shell and PNG embedder (page.py), so the page is one self-contained file.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from digitlab.data.transforms import input_pixels
+from digitlab.errors import DigitlabError
+from digitlab.lab.modelfile import MODEL_FILE, load_model, restore_pipeline
 from digitlab.lab.runs import HISTORY_FILE, read_history
 from digitlab.report import plots
 from digitlab.report.page import document, embed_png
@@ -132,6 +136,42 @@ def mean_curves(rows: Sequence[VariantSummary], trials_dir: Path) -> dict[int, n
     return curves
 
 
+def kept_pixels(
+    rows: Sequence[VariantSummary], trials_dir: Path
+) -> tuple[list[np.ndarray], list[str]]:
+    """The raw pixels each variant that crops or keeps a pixel subset reads, as (h, w) bool
+    masks (its first done trial's, from the pipeline saved with its model), and their labels."""
+    masks, labels = [], []
+    for row in rows:
+        if not row.done:
+            continue
+        folder = trials_dir / row.done[0]["id"]
+        try:
+            config = json.loads((folder / "config.json").read_text())
+            if not (config.get("crop") or config.get("pixel_subset")):
+                continue
+            _, extra = load_model(folder / MODEL_FILE)
+            record = extra["pipeline"]
+            height, width = (int(side) for side in record["image_shape"])
+            pixels = input_pixels(restore_pipeline(config, record), (height, width))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, DigitlabError):
+            continue  # a trial without a model file or pipeline: nothing to draw
+        mask = np.zeros(height * width, dtype=bool)
+        mask[pixels] = True
+        masks.append(mask.reshape(height, width))
+        labels.append(variant_label(row.options))
+    return masks, labels
+
+
+def pixels_plot(rows: Sequence[VariantSummary], trials_dir: Path) -> bytes | None:
+    """kept_pixels side by side; None when no variant selects pixels."""
+    masks, labels = kept_pixels(rows, trials_dir)
+    if not masks or len({mask.shape for mask in masks}) > 1:
+        return None
+    title = "pixels each variant keeps (black; its first seed's run)"
+    return plots.masks_plot(np.stack(masks), [lab.replace(" ", "\n") for lab in labels], title)
+
+
 def tests_text(row: VariantSummary) -> str:
     """The comparison's numbers for the page: test difference, p-values, seeds."""
     c = row.comparison
@@ -163,6 +203,7 @@ def summary_html(
     pngs = {
         "Test accuracy per variant": accuracy_plot(rows),
         "Validation curves": curves_plot(rows, mean_curves(rows, trials_dir)),
+        "Input pixels per variant": pixels_plot(rows, trials_dir),
     }
     head = "".join(f"<th>{escape(h)}</th>" for h in ("#", *keys)) + "".join(
         f"<th>{h}</th>"
