@@ -254,7 +254,8 @@ def build_augment(
     elif fill == "background":
         fill = None
     elif isinstance(fill, str):
-        raise ConfigError(f"augment fill must be background, zero or a number, got {fill!r}")
+        names = ", ".join(FILLS)
+        raise ConfigError(f"augment fill must be {names} or a number, got {fill!r}")
     else:
         fill = _number("fill", fill, 0, 1)
     black, white = pixel_range

@@ -27,12 +27,7 @@ import numpy as np
 from digitlab.core.evaluation import EVAL_CHUNK
 from digitlab.core.guards import spec_size
 from digitlab.core.model import Sequential, build_model
-from digitlab.data.transforms import (
-    Pipeline,
-    PixelSubset,
-    Standardize,
-    build_pipeline,
-)
+from digitlab.data.transforms import Pipeline, PixelSubset, Standardize, build_pipeline
 from digitlab.errors import DataError, DigitlabError, ModelError
 from digitlab.lab.plugins import load_plugins
 from digitlab.lab.runs import write_npz
