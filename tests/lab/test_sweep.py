@@ -142,17 +142,19 @@ def test_sweep_runs_every_trial_and_writes_the_summary(finished):
     assert all(r["mcnemar_p"] and r["paired_t_p"] and r["shared_seeds"] == "2" for r in rows[1:])
 
 
-def test_the_summary_draws_the_pixels_each_variant_keeps(tmp_path):
+def test_the_summary_draws_the_pixels_each_variant_keeps_and_its_augmented_images(tmp_path):
     from digitlab.lab.modelfile import load_model
     from digitlab.report.sweep_page import kept_pixels
 
     spec = parse_sweep(
         {"name": "pixels", "seeds": 1, "base": {"data": "digits", "epochs": 1, "hidden": [8]},
-         "variants": [{"crop": 1}, {"pixel_subset": 10, "pixel_pick": "variance"}, {"crop": 0}]}
+         "variants": [{"crop": 1}, {"pixel_subset": 10, "pixel_pick": "variance"}, {"crop": 0},
+                      {"augment": {"shift": 2, "fill": 1.0}}]}
     )  # fmt: skip
     run_sweep(spec, tmp_path, workers=1, console=quiet())
     html = (tmp_path / "summary.html").read_text()
-    assert "Input pixels per variant" in html and html.count("data:image/png;base64,") == 3
+    assert "Input pixels per variant" in html and "Augmented images per variant" in html
+    assert html.count("data:image/png;base64,") == 4
     records, _ = read_records(tmp_path / LOG_FILE)
     rows = summarise([(r["options"], [r]) for r in records])
     masks, labels = kept_pixels(rows, tmp_path / "trials")

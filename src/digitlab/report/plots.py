@@ -392,7 +392,9 @@ def pixels_plot(
     return _tile_grid(stacked, labels, ["black"] * len(tiles), title, "gray_r", columns=2)
 
 
-def masks_plot(masks: np.ndarray, labels: Sequence[str], title: str) -> bytes:
-    """Boolean (n, h, w) masks side by side, kept pixels black, each labelled."""
-    tiles = np.asarray(masks, dtype=np.float64)
-    return _tile_grid(tiles, list(labels), ["black"] * len(tiles), title, "gray_r")
+def labelled_tiles_plot(
+    tiles: np.ndarray, labels: Sequence[str], title: str, columns: int | None = None
+) -> bytes:
+    """Images (n, h, w) in a grid, each labelled (masks: kept pixels black), grey scale."""
+    tiles = np.asarray(tiles, dtype=np.float64)
+    return _tile_grid(tiles, list(labels), ["black"] * len(tiles), title, "gray_r", columns=columns)

@@ -1,9 +1,10 @@
 """A sweep's page, OUT/summary.html: settings, the ranked table, its figures and failures.
 
 It reads the trial records (via sweep.py's VariantSummary), each done trial's history.jsonl
-(through lab/runs.py's reader) and, for variants that crop or keep a pixel subset, the pipeline
-saved with one trial's model (the pixels it reads); it never trains, and uses the run report's
-page shell and PNG embedder (page.py), so the page is one self-contained file.
+(through lab/runs.py's reader) and, for variants that crop, keep a pixel subset or augment, one
+trial's model file and test images (the pixels it reads, its augmented images); it never
+trains, and uses the run report's page shell and PNG embedder (page.py), so the page is one
+self-contained file.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from digitlab.data.augment import augment_examples, build_augment
 from digitlab.data.transforms import input_pixels
 from digitlab.errors import DigitlabError
 from digitlab.lab.modelfile import MODEL_FILE, load_model, restore_pipeline
@@ -169,7 +171,52 @@ def pixels_plot(rows: Sequence[VariantSummary], trials_dir: Path) -> bytes | Non
     if not masks or len({mask.shape for mask in masks}) > 1:
         return None
     title = "pixels each variant keeps (black; its first seed's run)"
-    return plots.masks_plot(np.stack(masks), [lab.replace(" ", "\n") for lab in labels], title)
+    labels = [label.replace(" ", "\n") for label in labels]
+    return plots.labelled_tiles_plot(np.stack(masks), labels, title)
+
+
+def augmented_plot(rows: Sequence[VariantSummary], trials_dir: Path) -> bytes | None:
+    """For each variant that augments, a test image and four variants of it as its first done
+    trial's settings make them (fill included), drawn with a fixed seed; the same test image
+    in every row when the trials' saved examples share one. None if no variant augments."""
+    found = []  # (label, settings, pixel range, test indices, their images, image shape)
+    for row in rows:
+        if not row.done:
+            continue
+        folder = trials_dir / row.done[0]["id"]
+        try:
+            config = json.loads((folder / "config.json").read_text())
+            if not config.get("augment"):
+                continue
+            _, extra = load_model(folder / MODEL_FILE)
+            black, white = extra["pipeline"].get("pixel_range", (0.0, 1.0))
+            with np.load(folder / "predictions.npz", allow_pickle=False) as arrays:
+                shape = tuple(int(side) for side in arrays["image_shape"])
+                examples, images = arrays["test_examples"], arrays["test_example_images"]
+        except (OSError, ValueError, KeyError, TypeError, DigitlabError):
+            continue  # a trial without its model or predictions: nothing to draw
+        if len(shape) != 2 or not len(examples):
+            continue
+        span = (float(black), float(white))
+        found.append((variant_label(row.options), config, span, examples, images, shape))
+    if not found or len({item[-1] for item in found}) > 1:
+        return None
+    shared = set.intersection(*(set(item[3].tolist()) for item in found))
+    tiles, labels = [], []
+    for label, config, span, examples, images, shape in found:
+        pick = int(np.flatnonzero(examples == min(shared))[0]) if shared else 0
+        augment = build_augment(
+            config["augment"],
+            (shape[0], shape[1]),
+            np.random.default_rng(0),
+            background="max" if config.get("invert") else "min",
+            pixel_range=span,
+        )
+        grid = augment_examples(images[pick : pick + 1], augment, (shape[0], shape[1]), 1, 4)
+        tiles.extend(grid[0])
+        labels += ["", "", label, "", ""]  # over the middle of its row
+    title = "a test image and four augmented variants, per variant (fixed seed)"
+    return plots.labelled_tiles_plot(np.stack(tiles), labels, title, columns=5)
 
 
 def tests_text(row: VariantSummary) -> str:
@@ -204,6 +251,7 @@ def summary_html(
         "Test accuracy per variant": accuracy_plot(rows),
         "Validation curves": curves_plot(rows, mean_curves(rows, trials_dir)),
         "Input pixels per variant": pixels_plot(rows, trials_dir),
+        "Augmented images per variant": augmented_plot(rows, trials_dir),
     }
     head = "".join(f"<th>{escape(h)}</th>" for h in ("#", *keys)) + "".join(
         f"<th>{h}</th>"
