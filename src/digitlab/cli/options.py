@@ -148,7 +148,7 @@ def config_flag(name: str, *, default_text: str | None = None) -> list[click.Opt
         options.append(click.Option(decls, type=kind, help=help_text))
     elif kind == list[int]:
         options.append(click.Option(decls, type=Sizes(), help=help_text))
-    elif kind == dict[str, float]:
+    elif kind in (dict[str, float], dict[str, float | str]):
         options.append(
             click.Option(decls, multiple=True, callback=_pairs, metavar="KEY=VALUE", help=help_text)
         )

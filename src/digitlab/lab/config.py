@@ -132,7 +132,12 @@ class Config(BaseModel):
     invert: bool = Field(False, description="Invert pixels (1 - x).")
     crop: int = Field(0, ge=0, description="Crop this many border pixels on each side.")
     pixel_subset: int | None = Field(
-        None, gt=0, description="Keep a fixed seeded random subset of N pixels."
+        None, gt=0, description="Keep a fixed subset of N pixels (see pixel_pick)."
+    )
+    pixel_pick: Literal["random", "variance"] = Field(
+        "random",
+        description="Which N pixels pixel_subset keeps: random (drawn from the seed) or the N "
+        "of highest variance in the training images.",
     )
     # model: `layers` (a stack or graph of layer tables, see digitlab.core.model) replaces
     # hidden_sizes/activation/dropout; an output dense layer is added unless a node is "output"
@@ -187,8 +192,12 @@ class Config(BaseModel):
     monitor_samples: int = Field(
         20, gt=0, description="Batches per epoch the layer statistics look at."
     )
-    augment: dict[str, float] | None = Field(
-        None, description="Augmentation: shift, rotate, scale, elastic_alpha, elastic_sigma, ..."
+    augment: dict[str, float | str] | None = Field(
+        None,
+        description="Augmentation: shift, rotate, scale, elastic_alpha, elastic_sigma, "
+        "probability, fill (what enters from outside: background, each image's own [default]; "
+        "zero, raw black; or v in [0, 1] of the raw range, 1 white ink; through invert and "
+        "standardize like the images).",
     )
     divergence: float = Field(
         1e4, ge=0, description="Stop when loss > this x max(first batch's, 1) (0: never)."
@@ -256,6 +265,8 @@ class Config(BaseModel):
             raise ValueError("--image-size sizes the images of --data folder; drop it")
         if self.split == "book" and self.data == "digits":
             raise ValueError("--split book cuts MNIST's test set; use holdout with the 8x8 digits")
+        if self.pixel_pick != "random" and self.pixel_subset is None:
+            raise ValueError(f"pixel_pick {self.pixel_pick!r} needs pixel_subset N")
         if self.augment and self.per_pixel:
             raise ValueError("augment moves pixels across per-pixel statistics: drop per_pixel")
         if self.augment:  # check the keys and values now, not when training starts

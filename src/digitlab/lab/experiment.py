@@ -27,7 +27,7 @@ from digitlab.core.train import TrainHooks, TrainOptions, TrainState, fit
 from digitlab.data import Split, Splits, build_pipeline, load_dataset, make_splits
 from digitlab.data.augment import build_augment
 from digitlab.data.splits import repeated_images
-from digitlab.data.transforms import to_float
+from digitlab.data.transforms import Pipeline, PixelSubset, pixel_range, to_float
 from digitlab.diagnostics.alarms import find
 from digitlab.diagnostics.gradcheck import GradientResult, check_activation, check_model
 from digitlab.diagnostics.monitors import default_monitors
@@ -98,21 +98,28 @@ def raw_splits(config: Config) -> tuple[Any, Splits]:
     return dataset, splits
 
 
-def prepare_data(config: Config) -> Prepared:
-    """Load the dataset, split it, and fit the transforms on the training part only."""
+def prepare_data(config: Config, saved: dict[str, Any] | None = None) -> Prepared:
+    """Load the dataset, split it, and fit the transforms on the training part only.
+
+    saved: a model's pipeline record (modelfile.pipeline_record); its pixel subset's columns
+    are kept rather than picked again, so a model evaluated on other data reads its own pixels.
+    """
     dataset, raw = raw_splits(config)
     max_value = 1.0 if config.raw_pixels else dataset.max_value  # dividing by 1 keeps them raw
+    white = dataset.max_value
     pipeline = build_pipeline(
         max_value=max_value,
         image_shape=dataset.image_shape,
         dtype=np.dtype(config.dtype),
         crop=config.crop,
         pixel_subset=config.pixel_subset,
+        pixel_pick=config.pixel_pick,
         seed=config.seed,
         invert=config.invert,
         standardize=config.standardize,
         per_pixel=config.per_pixel,
     )
+    keep_columns(pipeline, saved)
     n_classes, image_shape = dataset.n_classes, dataset.image_shape
     class_names = dataset.class_names
     # Peak memory: the whole raw dataset is let go once split, and each part's raw pixels while
@@ -136,10 +143,25 @@ def prepare_data(config: Config) -> Prepared:
         converted[name] = Split(x, labels)
     splits = Splits(**converted)
     record = pipeline_record(pipeline, image_shape, max_value)
+    # augmentation's fill: what raw black and white become (whatever invert and standardize do)
+    record["pixel_range"] = list(pixel_range(pipeline, image_shape[0] * image_shape[1], white))
     if class_names is not None:  # a folder of named classes: `digitlab predict` prints them
         record["class_names"] = list(class_names)
     shape = pipeline.output_shape(image_shape)
     return Prepared(splits, n_classes, shape, config.data, record, repeated)
+
+
+def keep_columns(pipeline: Pipeline, saved: dict[str, Any] | None) -> None:
+    """Give the pipeline's pixel subset the columns a model saved, if it saved any."""
+    columns = ((saved or {}).get("fitted") or {}).get("pixel_subset")
+    if columns is None:
+        return
+    for transform in pipeline.transforms:
+        if isinstance(transform, PixelSubset):
+            try:
+                transform.set_columns(columns["columns"], int(columns["n_features"]))
+            except (KeyError, TypeError, ValueError) as err:
+                raise DataError(f"the model's saved pixel subset is unreadable ({err})") from None
 
 
 def build_from_config(
@@ -249,6 +271,7 @@ def train_session(
                 prepared.image_shape,
                 session.augment_rng,
                 background="max" if config.invert else "min",  # inverted: the paper is white
+                pixel_range=(prepared.pipeline or {}).get("pixel_range", (0.0, 1.0)),
             )
             if config.augment
             else None

@@ -20,10 +20,12 @@ from typing import Any
 import numpy as np
 
 from digitlab.data.augment import augment_examples, build_augment
+from digitlab.data.transforms import input_pixels
 from digitlab.diagnostics.alarms import find
 from digitlab.diagnostics.summary import summarize
+from digitlab.errors import DigitlabError
 from digitlab.lab.config import make_config, make_optimizer
-from digitlab.lab.modelfile import MODEL_FILE, load_model
+from digitlab.lab.modelfile import MODEL_FILE, load_model, restore_pipeline
 from digitlab.lab.runs import write_bytes, write_text
 from digitlab.report import plots
 from digitlab.report.page import document, embed_png
@@ -42,6 +44,7 @@ SECTION_IDS = (
     "misclassified",
     "scatter",
     "weights",
+    "pixels",
     "augmentation",
     "diagnostics",
 )
@@ -54,6 +57,7 @@ PLOT_FILES = (
     "misclassified.png",
     "scatter.png",
     "weights.png",
+    "pixels.png",
     "monitors.png",
     "augmentation.png",
 )
@@ -392,6 +396,35 @@ def _weights(page: Page, run: RunFolder) -> None:
     page.section("weights", title, _note(note))
 
 
+def _pixels(page: Page, run: RunFolder) -> None:
+    """The raw pixels a run keeps (crop, pixel subset) and how strongly the first layer reads
+    each: which pixels matter."""
+    title = "Input pixels"
+    config, record = run.config, run.pipeline or {}  # {}: a run saved before it was kept
+    if not (config.get("crop") or config.get("pixel_subset")):
+        page.section("pixels", title, _note("This run reads every pixel."))
+        return
+    try:
+        raw_shape = (int(record["image_shape"][0]), int(record["image_shape"][1]))
+        pixels = input_pixels(restore_pipeline(config, record), raw_shape)
+    except (DigitlabError, KeyError, TypeError, ValueError, IndexError):
+        note = _note("The model file does not say which pixels were kept.")
+        page.section("pixels", title, note)
+        return
+    pick = str(config.get("pixel_pick", "random")) if config.get("pixel_subset") else "crop"
+    weights = run.first_layer.w
+    if weights is None or len(weights) != len(pixels):
+        weights = None
+    kept = {
+        "crop": "The centre the border crop keeps",
+        "random": "The seeded random pixel subset",
+        "variance": "The highest-variance pixels of the training images",
+    }.get(pick, pick)
+    body = _caption(f"{kept} (black), and how strongly the first layer reads each of them.")
+    png = plots.pixels_plot(pixels, weights, raw_shape, f"input pixels ({pick})")
+    page.section("pixels", title, body + page.image("pixels.png", png, "input pixels"))
+
+
 def _augmentation(page: Page, run: RunFolder) -> None:
     params = run.config.get("augment")
     if not params:
@@ -406,8 +439,13 @@ def _augmentation(page: Page, run: RunFolder) -> None:
     shape = arrays["image_shape"].tolist()
     # drawn afresh from the run's settings with a fixed seed: a picture, not the run's stream
     background = "max" if run.config.get("invert") else "min"
+    black_white = (run.pipeline or {}).get("pixel_range", (0.0, 1.0))
     augment = build_augment(
-        params, (shape[0], shape[1]), np.random.default_rng(0), background=background
+        params,
+        (shape[0], shape[1]),
+        np.random.default_rng(0),
+        background=background,
+        pixel_range=(float(black_white[0]), float(black_white[1])),
     )
     images = arrays["example_images"]
     grid = augment_examples(images, augment, (shape[0], shape[1]), n=min(6, len(images)))
@@ -451,6 +489,7 @@ SECTIONS: tuple[Callable[[Page, RunFolder], None], ...] = (
     _misclassified,
     _scatter,
     _weights,
+    _pixels,
     _augmentation,
     _diagnostics,
 )

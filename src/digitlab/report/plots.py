@@ -373,3 +373,28 @@ def augmentation_plot(images: np.ndarray) -> bytes:
     colors = ["black" if i % per_row == 0 else "0.35" for i in range(len(tiles))]
     title = "augmented training examples"
     return _tile_grid(tiles, labels, colors, title, "gray_r", columns=per_row)
+
+
+def pixels_plot(
+    pixels: np.ndarray, weights: np.ndarray | None, image_shape: Sequence[int], title: str
+) -> bytes:
+    """The raw pixels a run's inputs read (black: kept) and, given the first dense layer's
+    weights w (n_inputs, n_hidden), each kept pixel's mean |w| over the hidden units."""
+    height, width = int(image_shape[0]), int(image_shape[1])
+    tiles = [np.zeros(height * width)]
+    tiles[0][pixels] = 1.0
+    labels = [f"{len(pixels)} of {height * width} pixels kept"]
+    if weights is not None:
+        tiles.append(np.zeros(height * width))
+        tiles[1][pixels] = np.abs(np.asarray(weights, dtype=np.float64)).mean(axis=1)
+        labels.append("mean |weight| per pixel")
+    stacked = np.stack(tiles).reshape(len(tiles), height, width)
+    return _tile_grid(stacked, labels, ["black"] * len(tiles), title, "gray_r", columns=2)
+
+
+def labelled_tiles_plot(
+    tiles: np.ndarray, labels: Sequence[str], title: str, columns: int | None = None
+) -> bytes:
+    """Images (n, h, w) in a grid, each labelled (masks: kept pixels black), grey scale."""
+    tiles = np.asarray(tiles, dtype=np.float64)
+    return _tile_grid(tiles, list(labels), ["black"] * len(tiles), title, "gray_r", columns=columns)

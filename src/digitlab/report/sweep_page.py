@@ -1,8 +1,10 @@
-"""A sweep's page, OUT/summary.html: settings, the ranked table, two figures and failures.
+"""A sweep's page, OUT/summary.html: settings, the ranked table, its figures and failures.
 
-It reads the trial records (via sweep.py's VariantSummary) and each done trial's history.jsonl
-(through lab/runs.py's reader), never trains, and uses the run report's page shell and PNG
-embedder (page.py), so the page is one self-contained file.
+It reads the trial records (via sweep.py's VariantSummary), each done trial's history.jsonl
+(through lab/runs.py's reader) and, for variants that crop, keep a pixel subset or augment, one
+trial's model file and test images (the pixels it reads, its augmented images); it never
+trains, and uses the run report's page shell and PNG embedder (page.py), so the page is one
+self-contained file.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from digitlab.data.augment import augment_examples, build_augment
+from digitlab.data.transforms import input_pixels
+from digitlab.errors import DigitlabError
+from digitlab.lab.modelfile import MODEL_FILE, load_model, restore_pipeline
 from digitlab.lab.runs import HISTORY_FILE, read_history
 from digitlab.report import plots
 from digitlab.report.page import document, embed_png
@@ -132,6 +138,87 @@ def mean_curves(rows: Sequence[VariantSummary], trials_dir: Path) -> dict[int, n
     return curves
 
 
+def kept_pixels(
+    rows: Sequence[VariantSummary], trials_dir: Path
+) -> tuple[list[np.ndarray], list[str]]:
+    """The raw pixels each variant that crops or keeps a pixel subset reads, as (h, w) bool
+    masks (its first done trial's, from the pipeline saved with its model), and their labels."""
+    masks, labels = [], []
+    for row in rows:
+        if not row.done:
+            continue
+        folder = trials_dir / row.done[0]["id"]
+        try:
+            config = json.loads((folder / "config.json").read_text())
+            if not (config.get("crop") or config.get("pixel_subset")):
+                continue
+            _, extra = load_model(folder / MODEL_FILE)
+            record = extra["pipeline"]
+            height, width = (int(side) for side in record["image_shape"])
+            pixels = input_pixels(restore_pipeline(config, record), (height, width))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, DigitlabError):
+            continue  # a trial without a model file or pipeline: nothing to draw
+        mask = np.zeros(height * width, dtype=bool)
+        mask[pixels] = True
+        masks.append(mask.reshape(height, width))
+        labels.append(variant_label(row.options))
+    return masks, labels
+
+
+def pixels_plot(rows: Sequence[VariantSummary], trials_dir: Path) -> bytes | None:
+    """kept_pixels side by side; None when no variant selects pixels."""
+    masks, labels = kept_pixels(rows, trials_dir)
+    if not masks or len({mask.shape for mask in masks}) > 1:
+        return None
+    title = "pixels each variant keeps (black; its first seed's run)"
+    labels = [label.replace(" ", "\n") for label in labels]
+    return plots.labelled_tiles_plot(np.stack(masks), labels, title)
+
+
+def augmented_plot(rows: Sequence[VariantSummary], trials_dir: Path) -> bytes | None:
+    """For each variant that augments, a test image and four variants of it as its first done
+    trial's settings make them (fill included), drawn with a fixed seed; the same test image
+    in every row when the trials' saved examples share one. None if no variant augments."""
+    found = []  # (label, settings, pixel range, test indices, their images, image shape)
+    for row in rows:
+        if not row.done:
+            continue
+        folder = trials_dir / row.done[0]["id"]
+        try:
+            config = json.loads((folder / "config.json").read_text())
+            if not config.get("augment"):
+                continue
+            _, extra = load_model(folder / MODEL_FILE)
+            black, white = extra["pipeline"].get("pixel_range", (0.0, 1.0))
+            with np.load(folder / "predictions.npz", allow_pickle=False) as arrays:
+                shape = tuple(int(side) for side in arrays["image_shape"])
+                examples, images = arrays["test_examples"], arrays["test_example_images"]
+        except (OSError, ValueError, KeyError, TypeError, DigitlabError):
+            continue  # a trial without its model or predictions: nothing to draw
+        if len(shape) != 2 or not len(examples):
+            continue
+        span = (float(black), float(white))
+        found.append((variant_label(row.options), config, span, examples, images, shape))
+    if not found or len({item[-1] for item in found}) > 1:
+        return None
+    shared = set.intersection(*(set(item[3].tolist()) for item in found))
+    tiles, labels = [], []
+    for label, config, span, examples, images, shape in found:
+        pick = int(np.flatnonzero(examples == min(shared))[0]) if shared else 0
+        augment = build_augment(
+            config["augment"],
+            (shape[0], shape[1]),
+            np.random.default_rng(0),
+            background="max" if config.get("invert") else "min",
+            pixel_range=span,
+        )
+        grid = augment_examples(images[pick : pick + 1], augment, (shape[0], shape[1]), 1, 4)
+        tiles.extend(grid[0])
+        labels += ["", "", label, "", ""]  # over the middle of its row
+    title = "a test image and four augmented variants, per variant (fixed seed)"
+    return plots.labelled_tiles_plot(np.stack(tiles), labels, title, columns=5)
+
+
 def tests_text(row: VariantSummary) -> str:
     """The comparison's numbers for the page: test difference, p-values, seeds."""
     c = row.comparison
@@ -163,6 +250,8 @@ def summary_html(
     pngs = {
         "Test accuracy per variant": accuracy_plot(rows),
         "Validation curves": curves_plot(rows, mean_curves(rows, trials_dir)),
+        "Input pixels per variant": pixels_plot(rows, trials_dir),
+        "Augmented images per variant": augmented_plot(rows, trials_dir),
     }
     head = "".join(f"<th>{escape(h)}</th>" for h in ("#", *keys)) + "".join(
         f"<th>{h}</th>"
