@@ -13,7 +13,8 @@ from digitlab.lab.experiment import run
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("report") / "run"
-    run(make_config({"epochs": 2, "augment": {"shift": 1, "rotate": 5}}), folder)  # every figure
+    config = {"epochs": 2, "augment": {"shift": 1, "rotate": 5}, "save_best_model": True}
+    run(make_config(config), folder)  # every figure
     return folder
 
 
