@@ -179,3 +179,18 @@ def test_the_report_marks_the_switch_epoch_on_the_curves(switched):
     assert marked is not None and marked != plots.curves_plot(records, "loss")
     build_report(switched)
     assert (switched / "plots" / "curves_loss.png").read_bytes() == marked
+
+
+def test_the_sweep_summary_marks_a_variant_s_switch():
+    from digitlab.report.sweep import VariantSummary
+    from digitlab.report.sweep_page import curves_plot
+
+    curve = {0: np.linspace(0.1, 0.9, 6)}
+    kept = [VariantSummary(options={"activation": "sigmoid"}, planned=1)]
+    switched = [
+        VariantSummary(
+            options={"activation": "sigmoid", "activation_schedule": [[3, "relu"]]}, planned=1
+        )
+    ]
+    plain, marked = curves_plot(kept, curve), curves_plot(switched, curve)
+    assert plain is not None and marked is not None and plain != marked
