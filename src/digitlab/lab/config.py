@@ -152,6 +152,11 @@ class Config(BaseModel):
         description="Hidden layer sizes (a flag takes a comma list like 256,128).",
     )
     activation: Entry = Field(Entry(name="relu"), description="Hidden activation.")
+    activation_schedule: list[tuple[int, Entry]] | None = Field(
+        None,
+        description='Switch the hidden activation after N epochs: [[10, "relu"]] (a flag: '
+        "10:relu,20:tanh; parameters in TOML: [10, {name = ..., slope = 0.1}]).",
+    )
     init: Entry | None = Field(None, description="Weight initialiser [per activation].")
     bias_std: float = Field(0.0, ge=0, description="Draw biases from N(0, std^2) (0: zeros).")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout rate after each hidden layer.")
@@ -185,6 +190,11 @@ class Config(BaseModel):
     l2: float = Field(0.0, ge=0, description="L2 penalty coefficient (adds l2 * w to dw).")
     patience: int | None = Field(
         None, gt=0, description="Early stopping patience in epochs (best weights restored)."
+    )
+    save_best_model: bool = Field(
+        False,
+        description="Also keep the model of the lowest validation loss (model_best.npz) and "
+        "both models' per-example validation losses.",
     )
     monitors: bool = Field(
         True, description="Per-layer monitors and alarms (a few percent of training time)."
@@ -253,6 +263,22 @@ class Config(BaseModel):
             raise ValueError(str(err)) from None
         return entry
 
+    @field_validator("activation_schedule")
+    @classmethod
+    def _switches(cls, switches: list[tuple[int, Entry]] | None) -> Any:
+        for _, entry in switches or []:
+            if entry.name not in ACTIVATIONS:
+                known = ", ".join(sorted(ACTIVATIONS))
+                raise ValueError(f"unknown activation {entry.name!r}; known: {known}")
+            try:
+                check_params(entry.name, entry.params)
+            except ConfigError as err:
+                raise ValueError(str(err)) from None
+        epochs = [epoch for epoch, _ in switches or []]
+        if epochs != sorted(set(epochs)):
+            raise ValueError(f"the epochs must increase, got {epochs}")
+        return switches
+
     @model_validator(mode="after")
     def _data_source(self) -> Config:
         if self.data == "digits" and self.data_dir is not None:
@@ -274,6 +300,12 @@ class Config(BaseModel):
                 build_augment(self.augment, (1, 1), np.random.default_rng(0))
             except ConfigError as err:
                 raise ValueError(f"augment: {err}") from None
+        for epoch, _ in self.activation_schedule or []:
+            if not 0 < epoch < self.epochs:
+                raise ValueError(
+                    f"activation_schedule: epoch {epoch} is out of range: switch after 1 to "
+                    f"{self.epochs - 1} epochs (set the first activation with activation)"
+                )
         if self.batch_ramp is not None and self.batch_ramp > self.batch_size:
             raise ValueError(
                 f"batch_ramp {self.batch_ramp} is larger than batch_size {self.batch_size}"
@@ -360,6 +392,11 @@ def to_dict(config: Config) -> dict[str, Any]:
     for key in ("activation", "init", "optimizer", "learning_rate_schedule"):
         entry = getattr(config, key)
         out[key] = None if entry is None else {"name": entry.name, **entry.params}
+    if config.activation_schedule is not None:
+        out["activation_schedule"] = [
+            [epoch, {"name": entry.name, **entry.params}]
+            for epoch, entry in config.activation_schedule
+        ]
     return out
 
 

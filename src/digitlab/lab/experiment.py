@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from digitlab.core.activations import ACTIVATIONS
-from digitlab.core.evaluation import EVAL_CHUNK, Evaluation, History, evaluate
-from digitlab.core.hooks import BatchCallback, EpochCallback
+from digitlab.core.evaluation import EVAL_CHUNK, Evaluation, History, evaluate, predict_logits
+from digitlab.core.hooks import BatchCallback, EpochCallback, activation_schedule
+from digitlab.core.losses import example_losses
 from digitlab.core.model import Sequential, build_model
 from digitlab.core.schedules import batch_size_schedule, get_schedule
 from digitlab.core.specs import mlp_spec
@@ -34,7 +35,13 @@ from digitlab.diagnostics.monitors import default_monitors
 from digitlab.errors import ConfigError, DataError, DigitlabError, NumericError, StorageError
 from digitlab.lab.checkpoint import Session, read_checkpoint, restore_session, save_checkpoint
 from digitlab.lab.config import Config, make_config, make_optimizer, to_dict
-from digitlab.lab.modelfile import MODEL_FILE, check_model_memory, pipeline_record, save_model
+from digitlab.lab.modelfile import (
+    MODEL_FILE,
+    check_model_memory,
+    load_model,
+    pipeline_record,
+    save_model,
+)
 from digitlab.lab.runs import LiveRun, write_json, write_jsonl, write_npz
 from digitlab.memory import ensure_fits
 from digitlab.stats import wilson_interval  # re-exported: callers import it from here
@@ -277,8 +284,10 @@ def train_session(
             else None
         ),
     )
+    switches = [(epoch, e.name, e.params) for epoch, e in config.activation_schedule or []]
     hooks = TrainHooks(
         callbacks=callbacks,
+        epoch_start=[activation_schedule(switches)] if switches else [],
         on_batch=on_batch,
         monitors=session.monitors,
         should_stop=should_stop,
@@ -390,6 +399,26 @@ def predictions_arrays(prepared: Prepared, evaluations: dict[str, Evaluation]) -
     return arrays
 
 
+BEST_MODEL_FILE = "model_best.npz"
+
+
+def best_model_losses(
+    config: Config, model: Sequential, folder: Path, prepared: Prepared
+) -> dict[str, Any]:
+    """What predictions.npz adds with save_best_model: val_losses, each validation example's
+    loss under the final model; val_best_losses and val_best_pred, under the model of the lowest
+    validation loss (model_best.npz); best_loss_epoch, its epoch (1-based)."""
+    best, extra = load_model(folder / BEST_MODEL_FILE)
+    val = prepared.splits.val
+    final_logits, best_logits = predict_logits(model, val.x), predict_logits(best, val.x)
+    return {
+        "val_losses": example_losses(config.loss, final_logits, val.y),
+        "val_best_losses": example_losses(config.loss, best_logits, val.y),
+        "val_best_pred": best_logits.argmax(axis=1),
+        "best_loss_epoch": np.array(int(extra["epoch"])),
+    }
+
+
 def save_run(
     folder: Path,
     config: Config,
@@ -480,12 +509,21 @@ def run(
             if checkpoint_every and int(record["epoch"]) % checkpoint_every == 0:
                 save_checkpoint(folder, saved, session)
 
+        losses = [r["val_loss"] for r in session.history.records() if "val_loss" in r]
+        best = [min(losses, default=float("inf"))]  # a resumed run's best so far
+
+        def keep_best(record: dict[str, float], model: Any) -> None:
+            if config.save_best_model and record.get("val_loss", float("inf")) < best[0]:
+                best[0] = record["val_loss"]
+                extra = {"config": saved, "pipeline": prepared.pipeline, "epoch": record["epoch"]}
+                save_model(model, folder / BEST_MODEL_FILE, extra=extra)
+
         try:
             history = train_session(
                 config,
                 prepared,
                 session,
-                callbacks=[*callbacks, checkpoint, live.epoch],
+                callbacks=[*callbacks, keep_best, checkpoint, live.epoch],
                 on_batch=on_batch,
                 should_stop=should_stop,
             )
@@ -504,6 +542,8 @@ def run(
         model = session.model
         metrics, evaluations = evaluate_splits(config, model, prepared)
         predictions = predictions_arrays(prepared, evaluations)
+        if config.save_best_model and (folder / BEST_MODEL_FILE).exists():
+            predictions.update(best_model_losses(config, model, folder, prepared))
         save_run(folder, config, model, history, metrics, predictions, pipeline=prepared.pipeline)
     except Interrupted as stopped:
         live.mark("stopped", stopped)

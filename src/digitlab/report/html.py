@@ -28,6 +28,7 @@ from digitlab.lab.config import make_config, make_optimizer
 from digitlab.lab.modelfile import MODEL_FILE, load_model, restore_pipeline
 from digitlab.lab.runs import write_bytes, write_text
 from digitlab.report import plots
+from digitlab.report.losschange import loss_change_plot, read_loss_change
 from digitlab.report.page import document, embed_png
 from digitlab.report.runfolder import REPORT_SPLIT, SPLITS, ModelSummary, RunFolder, read_run
 
@@ -46,6 +47,7 @@ SECTION_IDS = (
     "weights",
     "pixels",
     "augmentation",
+    "loss-change",
     "diagnostics",
 )
 PLOT_FILES = (
@@ -60,6 +62,7 @@ PLOT_FILES = (
     "pixels.png",
     "monitors.png",
     "augmentation.png",
+    "loss_change.png",
 )
 SPLIT_NAMES = {
     "train": "train",
@@ -267,8 +270,9 @@ def _accuracy(page: Page, run: RunFolder) -> None:
 
 def _curves(page: Page, run: RunFolder) -> None:
     images = []
+    marks = plots.switch_marks(run.history, run.config)
     for metric in ("loss", "accuracy"):
-        png = plots.curves_plot(run.history, metric)
+        png = plots.curves_plot(run.history, metric, marks)
         if png is None:
             images.append(_note(f"history.jsonl records no {metric} values."))
         else:
@@ -478,6 +482,43 @@ def _diagnostics(page: Page, run: RunFolder) -> None:
     page.section("diagnostics", "Diagnostics", "\n".join(parts))
 
 
+def _loss_change(page: Page, run: RunFolder) -> None:
+    title = "Where the validation loss changed"
+    read = read_loss_change(run.path)
+    if read is None:
+        note = (
+            "Trained with save_best_model (--save-best-model), a run keeps the model of its "
+            "lowest validation loss, and this section splits the change in validation loss "
+            "from that epoch to the end by example."
+        )
+        page.section("loss-change", title, _note(note))
+        return
+    change, epoch = read
+    last = len(run.history)
+    rows = [
+        [
+            g.name,
+            f"{g.count:,}",
+            f"{g.loss_before:.4f}",
+            f"{g.loss_after:.4f}",
+            f"{g.part:+.4f}",
+            f"{100 * g.share:+.0f}%",
+        ]
+        for g in change.groups
+    ]
+    header = ["group", "n", f"mean loss, epoch {epoch}", f"epoch {last}", "part", "share"]
+    png = loss_change_plot(change, f"epoch {epoch} (lowest)", f"epoch {last} (end)")
+    tops = ", ".join(f"{100 * f:g}%: {100 * s:.0f}%" for f, s in change.top_share.items())
+    caption = _caption(
+        f"Validation examples grouped by whether they were classified right at epoch {epoch} "
+        f"(lowest validation loss) and at the end; part: the group's summed change in loss over "
+        f"all n, so the parts add up to the change in the mean ({change.change:+.4f}). Of the "
+        f"summed rises, the examples that rose most hold: {tops}."
+    )
+    body = _table(header, rows) + page.image("loss_change.png", png, "loss change by group")
+    page.section("loss-change", title, body + caption)
+
+
 SECTIONS: tuple[Callable[[Page, RunFolder], None], ...] = (
     _summary,
     _layers,
@@ -491,5 +532,6 @@ SECTIONS: tuple[Callable[[Page, RunFolder], None], ...] = (
     _weights,
     _pixels,
     _augmentation,
+    _loss_change,
     _diagnostics,
 )

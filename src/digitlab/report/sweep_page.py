@@ -94,7 +94,8 @@ def accuracy_plot(rows: Sequence[VariantSummary]) -> bytes | None:
 
 
 def curves_plot(rows: Sequence[VariantSummary], curves: dict[int, np.ndarray]) -> bytes | None:
-    """Validation accuracy per epoch, averaged over each variant's seeds."""
+    """Validation accuracy per epoch, averaged over each variant's seeds; a triangle marks the
+    first epoch of each activation a variant's activation_schedule switches to."""
     from matplotlib.ticker import MaxNLocator
 
     if not curves:
@@ -102,6 +103,7 @@ def curves_plot(rows: Sequence[VariantSummary], curves: dict[int, np.ndarray]) -
     fig = plots.new_figure(9, 4.8)
     ax = fig.subplots()
     colours = [f"C{k}" for k in range(10)]
+    switched = False
     for k, (index, curve) in enumerate(sorted(curves.items())):
         ax.plot(
             np.arange(1, len(curve) + 1),
@@ -110,10 +112,16 @@ def curves_plot(rows: Sequence[VariantSummary], curves: dict[int, np.ndarray]) -
             linestyle=("-", "--", ":")[(k // 10) % 3],
             label=variant_label(rows[index].options),
         )
+        starts = [int(s[0]) for s in rows[index].options.get("activation_schedule") or []]
+        starts = [e for e in starts if e < len(curve)]  # 0-based: epoch e + 1 is the first
+        if starts:
+            marks = 100 * curve[starts]
+            ax.plot(np.array(starts) + 1, marks, "v", color=colours[k % 10], markersize=8)
+            switched = True
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("validation accuracy (%), mean over seeds")
-    ax.set_title("Validation curves")
+    ax.set_title("Validation curves" + (" (triangles: activation switched)" if switched else ""))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return plots.figure_png(fig)
