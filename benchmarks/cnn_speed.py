@@ -7,7 +7,8 @@
 The network: Conv 32@3x3 - ReLU - MaxPool 2 - Conv 64@3x3 - ReLU - MaxPool 2 - Flatten -
 Dense 128 - ReLU - Dense 10 (no padding), trained with plain SGD at batch 128 on standardised
 MNIST. digitlab goes through its public API (`build_model`, `fit`), with its default monitors
-on as `digitlab train` runs; PyTorch is the usual
+on as `digitlab train` runs (sampling their 20 batches per epoch pro rata: 4 in a 12,800-image
+slice); PyTorch is the usual
 nn.Sequential and optimizer loop over tensors in memory. A full epoch of this model takes ten
 seconds or more, so each repetition trains on `--images` training images (12,800 = 100 batches
 by default; repetition k takes the k-th such slice) and the time is scaled to a 60,000-image
@@ -50,7 +51,7 @@ SPEC: list[dict[str, Any]] = [
 
 
 class DigitlabCase:
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, images: int) -> None:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(threads, user_api="blas")
@@ -60,7 +61,10 @@ class DigitlabCase:
         self.rng = np.random.default_rng(0)
         self.model = dl.build_model(SPEC, 784, self.rng)
         self.optimizer = dl.get_optimizer("sgd", LEARNING_RATE)
-        self.monitors = dl.default_monitors()
+        # The monitors sample 20 batches per epoch, whatever its length; a slice of `images`
+        # scaled up to an epoch must sample its share of them, or their cost is counted
+        # EPOCH / images times over.
+        self.monitors = dl.default_monitors(max(1, round(20 * images / EPOCH)))
 
     def train(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         dl = self.dl
@@ -114,7 +118,7 @@ def worker(framework: str, data_dir: str, images: int, threads: int) -> None:
 
         x = torch.from_numpy(images_array).reshape(-1, 1, 28, 28)
         y = torch.from_numpy(labels.astype(np.int64))
-    case = (DigitlabCase if framework == "digitlab" else TorchCase)(threads)
+    case = DigitlabCase(threads, images) if framework == "digitlab" else TorchCase(threads)
     slices = len(x) // images
     done = 0
 

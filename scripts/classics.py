@@ -10,6 +10,10 @@ the highest validation accuracy, and the seconds and epochs to 97% validation ac
 (--target 0.96 for another level).
 A run folder (digitlab train --out FOLDER): accuracy per split with its Wilson interval.
 --per-class adds per-digit accuracy on the validation and test parts (the book's two halves).
+--loss-change: for runs trained with save_best_model, the change in validation loss from the
+epoch of its lowest value to the end, split into examples right at both, wrong at both, became
+right and became wrong (count, mean loss before and after, part of the change); the same table
+and its plot are in each run's report.html.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from digitlab.lab.runs import read_history
+from digitlab.report.losschange import read_loss_change
 from digitlab.stats import t_quantile
 
 
@@ -108,10 +113,22 @@ def run_folder(folder: Path, per_class: bool) -> None:
                 print(f"{part} per digit: " + " ".join(f"{100 * a:.1f}" for a in accuracy))
 
 
+def print_loss_change(folder: Path) -> None:
+    read = read_loss_change(folder)
+    if read is None:
+        print(f"{folder.name}: no per-example losses (train with save_best_model)")
+        return
+    change, epoch = read
+    print(f"{folder.name}: validation loss from epoch {epoch} (lowest) to the end")
+    for line in change.lines():
+        print(f"    {line}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path)
     parser.add_argument("--per-class", action="store_true")
+    parser.add_argument("--loss-change", action="store_true")
     parser.add_argument("--target", type=float, default=0.97, help="validation accuracy [0.97]")
     args = parser.parse_args(argv)
     for folder in args.folders:
@@ -121,8 +138,14 @@ def main(argv: list[str] | None = None) -> int:
                 for trial in sorted((folder / "trials").iterdir()):
                     if (trial / "metrics.json").exists():
                         run_folder(trial, True)
+            if args.loss_change:
+                for trial in sorted((folder / "trials").iterdir()):
+                    if (trial / "metrics.json").exists():
+                        print_loss_change(trial)
         elif (folder / "metrics.json").exists():
             run_folder(folder, args.per_class)
+            if args.loss_change:
+                print_loss_change(folder)
         else:
             print(f"classics: error: {folder} is neither a sweep nor a run folder", file=sys.stderr)
             return 1

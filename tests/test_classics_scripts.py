@@ -67,6 +67,22 @@ def test_classics_reads_a_sweep_and_a_run(tmp_path, capsys, cli):
     assert classics.main([str(tmp_path)]) == 1
 
 
+def test_classics_splits_the_loss_change_of_a_run_with_its_best_model(tmp_path, capsys, cli):
+    from digitlab.report.losschange import read_loss_change
+
+    run = tmp_path / "run"
+    flags = ["--hidden", "8", "--epochs", "3", "--lr", "0.5", "--save-best-model", "--quiet"]
+    code, _, err = cli(["train", *flags, "--no-report", "--out", str(run)])
+    assert code == 0, err
+    capsys.readouterr()
+    assert script("classics").main([str(run), "--loss-change"]) == 0
+    out = capsys.readouterr().out
+    change, epoch = read_loss_change(run)
+    assert f"run: validation loss from epoch {epoch} (lowest) to the end" in out
+    for line in change.lines():
+        assert line in out
+
+
 @pytest.mark.parametrize("name", ["baselines", "layer_scales"])
 def test_bad_input_is_one_line(name, tmp_path, capsys):
     missing = str(tmp_path / "nowhere")

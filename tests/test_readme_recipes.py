@@ -39,6 +39,8 @@ def commands(cell: str) -> list[str]:
 def command_exists(command: str) -> bool:
     """A command names something real: each recipes/... or scripts/... file in it exists, a
     pytest node's test function exists, a digitlab subcommand is registered."""
+    import click
+
     from digitlab.cli import app
 
     words = command.split()
@@ -54,7 +56,7 @@ def command_exists(command: str) -> bool:
                 return False
             found = True
     if words[0] == "digitlab":
-        if words[1] not in app.commands:
+        if app.get_command(click.Context(app), words[1]) is None:
             return False
         found = True
     return found

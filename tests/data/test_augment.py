@@ -137,6 +137,66 @@ def test_background_max_for_inverted_data(rng) -> None:
     assert build_augment({"shift": 1}, (28, 28), rng, background="max").background == "max"
 
 
+class Highest:
+    """A stand-in generator whose draws are all 1: every shift is +shift, every angle +rotate."""
+
+    def random(self, size, dtype=np.float64):
+        return np.ones(size, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    ("fill", "expected"),
+    [("zero", -0.5), (0, -0.5), (1.0, 3.0), (1, 3.0), (0.5, 1.25), (0.25, 0.375)],
+)
+def test_fill_puts_exactly_its_value_in_the_uncovered_border(dtype, fill, expected) -> None:
+    """fill v is black + v (white - black) on the rows' scale: here black -0.5, white 3.0,
+    as after a standardisation; a 3-pixel shift down and right uncovers 3 rows and columns."""
+    images = np.random.default_rng(0).random((4, 9, 9)).astype(dtype)
+    augment = build_augment({"shift": 3, "fill": fill}, (9, 9), Highest(), pixel_range=(-0.5, 3.0))
+    out = augment(images.reshape(4, -1)).reshape(4, 9, 9)
+    assert out.dtype == dtype
+    value = dtype(expected)
+    assert (out[:, :3, :] == value).all() and (out[:, :, :3] == value).all()
+    np.testing.assert_array_equal(out[:, 3:, 3:], images[:, :-3, :-3])
+    # rotations (and elastic fields) read outside through the same fill: a 45 degree turn
+    # leaves the corners uncovered
+    turned = build_augment({"rotate": 45, "fill": fill}, (9, 9), Highest(), pixel_range=(-0.5, 3.0))
+    corners = turned(images.reshape(4, -1)).reshape(4, 9, 9)[:, [0, 0, -1, -1], [0, -1, 0, -1]]
+    assert (corners == value).all()
+
+
+def test_fill_background_is_the_default_and_each_images_own(rng) -> None:
+    x = digit_like(rng, n=6, shape=(9, 9)) + rng.random((6, 1))  # a different minimum per image
+    default = build_augment({"shift": 3}, (9, 9), Highest())(x).reshape(6, 9, 9)
+    named = build_augment({"shift": 3, "fill": "background"}, (9, 9), Highest())
+    np.testing.assert_array_equal(named(x).reshape(6, 9, 9), default)
+    np.testing.assert_array_equal(
+        default[:, :3, :], np.broadcast_to(x.min(axis=1)[:, None, None], (6, 3, 9))
+    )
+    assert named.fill is None
+    inverted = build_augment({"shift": 3}, (9, 9), Highest(), background="max")(x)
+    np.testing.assert_array_equal(
+        inverted.reshape(6, 9, 9)[:, :3, 0], np.repeat(x.max(axis=1)[:, None], 3, axis=1)
+    )
+
+
+@pytest.mark.parametrize(
+    ("fill", "message"),
+    [
+        ("grey", "fill must be background, zero or a number"),
+        (1.5, "fill must be at least 0 and at most 1"),
+        (-0.1, "fill must be at least 0"),
+        (float("nan"), "fill must be at least 0"),
+        (True, "fill must be a number"),
+    ],
+)
+def test_bad_fills_are_config_errors(rng, fill, message) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        build_augment({"shift": 1, "fill": fill}, (28, 28), rng)
+    assert "\n" not in str(info.value)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_elastic_changes_pixels_keeps_mean_and_range(rng, dtype) -> None:
     x = digit_like(rng, n=32, dtype=dtype)
@@ -229,6 +289,7 @@ def test_build_augment(rng) -> None:
         "elastic_alpha",
         "elastic_sigma",
         "probability",
+        "fill",
     )
 
 

@@ -7,7 +7,15 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from digitlab.data import Dataset, Pipeline, build_pipeline, make_splits
-from digitlab.data.transforms import Crop, Invert, PixelSubset, ScaleTo01, Standardize
+from digitlab.data.transforms import (
+    Crop,
+    Invert,
+    PixelSubset,
+    ScaleTo01,
+    Standardize,
+    input_pixels,
+    pixel_range,
+)
 from digitlab.errors import ConfigError, DataError
 
 DTYPES = [np.float32, np.float64]
@@ -92,6 +100,83 @@ def test_pixel_subset_is_fixed_by_seed(rng: np.random.Generator) -> None:
     np.testing.assert_array_equal(first(x), x[:, first.columns])
     assert first.output_shape((28, 28)) is None
     assert PixelSubset(784, seed=0).fit(x).output_shape((28, 28)) == (28, 28)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pixel_subset_variance_keeps_the_highest_variance_columns(rng, dtype) -> None:
+    x = rng.random((40, 30)).astype(dtype)
+    x[:, [3, 17, 25]] *= 10  # three columns of far larger variance than all others
+    x[:, [8, 11]] *= 5  # then these two
+    subset = PixelSubset(5, seed=0, pick="variance").fit(x)
+    np.testing.assert_array_equal(subset.columns, [3, 8, 11, 17, 25])  # in their own order
+    np.testing.assert_array_equal(subset(x), x[:, [3, 8, 11, 17, 25]])
+    assert subset(x).dtype == dtype
+    # the seed plays no part; the pick is the data's, checked against a plain variance
+    np.testing.assert_array_equal(
+        PixelSubset(5, seed=9, pick="variance").fit(x).columns, subset.columns
+    )
+    n = 12
+    expected = np.sort(np.argsort(-x.astype(np.float64).var(axis=0), kind="stable")[:n])
+    np.testing.assert_array_equal(PixelSubset(n, seed=0, pick="variance").fit(x).columns, expected)
+
+
+def test_pixel_subset_variance_ties_go_to_the_lower_column(rng) -> None:
+    x = np.zeros((10, 8))
+    x[:, [1, 4, 6]] = rng.random((10, 1))  # three equal columns, the rest constant
+    assert PixelSubset(2, seed=0, pick="variance").fit(x).columns.tolist() == [1, 4]
+
+
+def test_pixel_subset_columns_can_be_set_and_are_checked() -> None:
+    subset = PixelSubset(3, seed=0, pick="variance").set_columns([5, 1, 3], 6)
+    assert subset.columns.tolist() == [1, 3, 5] and subset.n_features == 6
+    for columns, message in (([1, 1, 2], "distinct"), ([1, 2], "distinct"), ([1, 2, 6], "0..5")):
+        with pytest.raises(DataError, match=message):
+            PixelSubset(3, seed=0).set_columns(columns, 6)
+    with pytest.raises(ConfigError, match="pixel pick must be one of random, variance"):
+        PixelSubset(3, seed=0, pick="central")
+    with pytest.raises(ConfigError, match="pixel_pick only applies with pixel_subset"):
+        build_pipeline(max_value=255, image_shape=(28, 28), pixel_pick="variance")
+
+
+def test_input_pixels_names_the_raw_pixel_of_each_feature(rng) -> None:
+    x = (rng.random((200, 64)) * np.linspace(1, 255, 64)).astype(np.uint8)  # variance grows
+    pipeline = build_pipeline(
+        max_value=255, image_shape=(8, 8), crop=1, pixel_subset=10, pixel_pick="variance",
+        standardize=True,
+    )  # fmt: skip
+    out = pipeline.fit_transform(x)
+    pixels = input_pixels(pipeline, (8, 8))
+    assert pixels.shape == (10,) and pixels.dtype == np.intp
+    # feature j is raw pixel pixels[j], inside the crop, scaled and standardised
+    rows, cols = np.divmod(pixels, 8)
+    assert rows.min() >= 1 and rows.max() <= 6 and cols.min() >= 1 and cols.max() <= 6
+    assert rows.min() >= 4  # the wildest pixels lie in the crop's lower rows
+    scaled = x[:, pixels] / 255
+    np.testing.assert_allclose(out, (scaled - scaled.mean()) / scaled.std(), rtol=1e-5, atol=1e-5)
+    plain = build_pipeline(max_value=255, image_shape=(8, 8)).fit(x)
+    np.testing.assert_array_equal(input_pixels(plain, (8, 8)), np.arange(64))
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({}, (0.0, 1.0)),
+        ({"invert": True}, (1.0, 0.0)),
+        ({"crop": 2}, (0.0, 1.0)),
+    ],
+)
+def test_pixel_range_is_what_black_and_white_become(rng, options, expected) -> None:
+    x = raw_images(rng, n=20, shape=(8, 8))
+    pipeline = build_pipeline(max_value=255, image_shape=(8, 8), dtype=np.float64, **options)
+    pipeline.fit(x)
+    assert pixel_range(pipeline, 64, 255) == expected
+    standardized = build_pipeline(
+        max_value=255, image_shape=(8, 8), dtype=np.float64, standardize=True, **options
+    ).fit(x)
+    mean, std = standardized.transforms[-1].mean, standardized.transforms[-1].std
+    black, white = pixel_range(standardized, 64, 255)
+    assert black == pytest.approx((expected[0] - mean) / std)
+    assert white == pytest.approx((expected[1] - mean) / std)
 
 
 @pytest.mark.parametrize("n_pixels", [0, 785])
@@ -200,8 +285,11 @@ FIT_OPTIONS = {"crop": 1, "pixel_subset": 12, "standardize": True, "per_pixel": 
 @given(
     other_data=hnp.arrays(np.uint8, (60, 36)),
     split=st.sampled_from(["holdout", "book"]),
+    pick=st.sampled_from(["random", "variance"]),
 )
-def test_fit_never_sees_validation_or_test_data(other_data: np.ndarray, split: str) -> None:
+def test_fit_never_sees_validation_or_test_data(
+    other_data: np.ndarray, split: str, pick: str
+) -> None:
     """Replacing everything except the training rows leaves the fitted pipeline unchanged."""
     rng = np.random.default_rng(0)
     x_train = rng.integers(0, 256, size=(90, 36), dtype=np.uint8)
@@ -223,7 +311,7 @@ def test_fit_never_sees_validation_or_test_data(other_data: np.ndarray, split: s
     parameters = []
     for dataset in (original, changed):
         splits = make_splits(dataset, split, rng=np.random.default_rng(1))
-        pipeline = build_pipeline(max_value=255, image_shape=(6, 6), **FIT_OPTIONS)
+        pipeline = build_pipeline(max_value=255, image_shape=(6, 6), pixel_pick=pick, **FIT_OPTIONS)
         pipeline.fit(splits.train.x)
         before = _fitted_parameters(pipeline)
         # Applying the pipeline must not refit it.

@@ -142,6 +142,34 @@ def test_sweep_runs_every_trial_and_writes_the_summary(finished):
     assert all(r["mcnemar_p"] and r["paired_t_p"] and r["shared_seeds"] == "2" for r in rows[1:])
 
 
+def test_the_summary_draws_the_pixels_each_variant_keeps_and_its_augmented_images(tmp_path):
+    from digitlab.lab.modelfile import load_model
+    from digitlab.report.sweep_page import kept_pixels
+
+    spec = parse_sweep(
+        {"name": "pixels", "seeds": 1, "base": {"data": "digits", "epochs": 1, "hidden": [8]},
+         "variants": [{"crop": 1}, {"pixel_subset": 10, "pixel_pick": "variance"}, {"crop": 0},
+                      {"augment": {"shift": 2, "fill": 1.0}}]}
+    )  # fmt: skip
+    run_sweep(spec, tmp_path, workers=1, console=quiet())
+    html = (tmp_path / "summary.html").read_text()
+    assert "Input pixels per variant" in html and "Augmented images per variant" in html
+    assert html.count("data:image/png;base64,") == 4
+    records, _ = read_records(tmp_path / LOG_FILE)
+    rows = summarise([(r["options"], [r]) for r in records])
+    masks, labels = kept_pixels(rows, tmp_path / "trials")
+    assert sorted(labels) == ["crop=1", "pixel_subset=10 pixel_pick=variance"]
+    by_label = dict(zip(labels, masks, strict=True))
+    centre = np.zeros((8, 8), dtype=bool)
+    centre[1:-1, 1:-1] = True
+    np.testing.assert_array_equal(by_label["crop=1"], centre)
+    variance = by_label["pixel_subset=10 pixel_pick=variance"]
+    record = next(r for r in records if "pixel_pick" in r["options"])
+    _, extra = load_model(tmp_path / "trials" / record["id"] / "model.npz")
+    saved = extra["pipeline"]["fitted"]["pixel_subset"]["columns"]
+    assert np.flatnonzero(variance).tolist() == saved
+
+
 def test_rerun_runs_nothing(finished, tmp_path):
     sweep_file, out = copy_of(finished, tmp_path)
     before = (out / LOG_FILE).read_bytes()

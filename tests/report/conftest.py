@@ -13,7 +13,9 @@ from digitlab.lab.experiment import run
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("report") / "run"
-    run(make_config({"epochs": 2, "augment": {"shift": 1, "rotate": 5}}), folder)  # every figure
+    # every figure (the crop: the picture of the pixels kept; the best model: the loss change)
+    config = {"epochs": 2, "crop": 1, "augment": {"shift": 1, "rotate": 5}, "save_best_model": True}
+    run(make_config(config), folder)
     return folder
 
 

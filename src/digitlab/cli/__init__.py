@@ -11,6 +11,7 @@ run that failed, 2 for a usage error), never as a traceback.
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 import threading
@@ -18,43 +19,47 @@ import threading
 import click
 from rich.console import Console
 
-from digitlab.cli.compare import compare
-from digitlab.cli.evaluate import eval_command
-from digitlab.cli.export import export
-from digitlab.cli.predict import predict
-from digitlab.cli.registries import list_command
-from digitlab.cli.report import report, tough
-from digitlab.cli.summary import summary_command
-from digitlab.cli.sweep import sweep
-from digitlab.cli.train import diagnose, gradcheck, train
 from digitlab.errors import DigitlabError
 from digitlab.lab.plugins import load_installed_plugins
-from digitlab.studio.command import studio_command
+
+# Each command, as "module:attribute", imported only when it runs (or when help lists it), so
+# that `digitlab train` does not load the studio's web server, the sweep's process pools or the
+# exporters: less start-up time, and less memory held beside the data (benchmarks/PERFORMANCE.md).
+COMMANDS = {
+    "train": "digitlab.cli.train:train",
+    "gradcheck": "digitlab.cli.train:gradcheck",
+    "diagnose": "digitlab.cli.train:diagnose",
+    "summary": "digitlab.cli.summary:summary_command",
+    "eval": "digitlab.cli.evaluate:eval_command",
+    "predict": "digitlab.cli.predict:predict",
+    "list": "digitlab.cli.registries:list_command",
+    "sweep": "digitlab.cli.sweep:sweep",
+    "report": "digitlab.cli.report:report",
+    "tough": "digitlab.cli.report:tough",
+    "compare": "digitlab.cli.compare:compare",
+    "studio": "digitlab.studio.command:studio_command",
+    "export": "digitlab.cli.export:export",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A click group whose commands (COMMANDS) are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, attribute = COMMANDS[cmd_name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="digitlab")
 def app() -> None:
     """digitlab: a from-scratch NumPy neural-network workbench for handwritten digits."""
     load_installed_plugins()  # before any command, so help lists what installed packages register
-
-
-for command in (
-    train,
-    gradcheck,
-    diagnose,
-    summary_command,
-    eval_command,
-    predict,
-    list_command,
-    sweep,
-    report,
-    tough,
-    compare,
-):
-    app.add_command(command)
-app.add_command(studio_command)
-app.add_command(export)
 
 
 def main(argv: list[str] | None = None) -> None:

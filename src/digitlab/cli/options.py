@@ -73,6 +73,24 @@ class Sizes(click.ParamType):
             self.fail(f"expected a comma list of sizes like 256,128, got {value!r}", param, ctx)
 
 
+class Switches(click.ParamType):
+    """Epochs and activation names: 10:relu,20:tanh (the activation from epoch 11, 21 on)."""
+
+    name = "switches"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, list):
+            return value
+        switches = []
+        for part in str(value).split(","):
+            epoch, sep, name = part.strip().partition(":")
+            if not sep or not epoch.strip().isdigit() or not name.strip():
+                message = f"expected EPOCH:NAME,... like 10:relu,20:tanh, got {value!r}"
+                self.fail(message, param, ctx)
+            switches.append([int(epoch), name.strip()])
+        return switches
+
+
 def parse_pairs(pairs: tuple[str, ...], flag: str) -> dict[str, Any]:
     """KEY=VALUE pairs -> dict, values read as numbers where they are numbers."""
     out: dict[str, Any] = {}
@@ -148,7 +166,9 @@ def config_flag(name: str, *, default_text: str | None = None) -> list[click.Opt
         options.append(click.Option(decls, type=kind, help=help_text))
     elif kind == list[int]:
         options.append(click.Option(decls, type=Sizes(), help=help_text))
-    elif kind == dict[str, float]:
+    elif kind == list[tuple[int, Entry]]:
+        options.append(click.Option(decls, type=Switches(), help=help_text))
+    elif kind in (dict[str, float], dict[str, float | str]):
         options.append(
             click.Option(decls, multiple=True, callback=_pairs, metavar="KEY=VALUE", help=help_text)
         )

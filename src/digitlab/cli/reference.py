@@ -71,6 +71,8 @@ def _type_text(annotation: Any) -> str:
         return " or ".join(f'"{a}"' for a in get_args(annotation))
     if annotation is Entry:
         return 'name or { name = "...", param = value }'
+    if annotation == list[tuple[int, Entry]]:
+        return "list of [epochs, activation name or { name = ..., param = value }]"
     if isinstance(annotation, type) and get_origin(annotation) is None:
         return annotation.__name__
     return str(annotation).replace("typing.", "")

@@ -7,6 +7,7 @@ to resume.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -217,6 +218,9 @@ def _train_into(
     print_results(result.metrics, result.prepared.n_classes)
     history = result.history
     print_findings(find(history.records()))
+    note = busy_machine_note(config.threads)
+    if note:
+        console.print(f"[dim]{note}[/]")
     del result  # the report reads the run folder: the data go first (peak memory)
     if report:
         from digitlab.report import build_report  # matplotlib (30 MB) loads only to draw
@@ -225,6 +229,24 @@ def _train_into(
     if history.stopped_early:
         console.print(f"early stopping: best validation loss at epoch {history.best_epoch}")
     console.print(f"run folder: {folder}")
+
+
+def busy_machine_note(threads: int | None) -> str | None:
+    """A hint when the run shared the cores with other jobs while BLAS ran several threads
+    (its own threads count in the load: one process alone loads a core each)."""
+    if threads is not None or not hasattr(os, "getloadavg"):
+        return None
+    from threadpoolctl import threadpool_info
+
+    blas = max((p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"), default=1)
+    cores, load = os.cpu_count() or 1, os.getloadavg()[0]
+    if blas < 2 or load <= cores + 1:
+        return None
+    return (
+        f"note: the machine was busy (load {load:.1f} on {cores} cores) while BLAS ran {blas} "
+        "threads, which wait for each other at every matrix product when other jobs hold the "
+        "cores: --threads 1 can make epochs several times faster here"
+    )
 
 
 @click.command()

@@ -84,10 +84,21 @@ def predict_logits(model: Any, x: np.ndarray) -> np.ndarray:
 def evaluate(
     model: Any, x: np.ndarray, y: np.ndarray, loss: str = "softmax_cross_entropy"
 ) -> Evaluation:
-    """Mean loss, accuracy, predictions and class probabilities of `model` on (x, y)."""
+    """Mean loss, accuracy, predictions and class probabilities of `model` on (x, y).
+
+    Chunk by chunk (EVAL_CHUNK rows), so that the loss's work arrays stay the size of a chunk:
+    the mean loss is the chunks' means weighted by their sizes.
+    """
     x, y = as_model_data(model, x, y, "evaluation")
-    logits = predict_logits(model, x)
-    value, _ = get_loss(loss)(logits, y)
-    probs = softmax(logits)
-    predictions = logits.argmax(axis=1)
-    return Evaluation(value, float((predictions == y).mean()), predictions, probs, len(y), y)
+    loss_fn = get_loss(loss)
+    probs = np.empty((len(y), model.output_shape[0]), model.dtype)
+    predictions = np.empty(len(y), np.int64)
+    total = 0.0
+    for i in range(0, len(x), EVAL_CHUNK):
+        logits = model.forward(x[i : i + EVAL_CHUNK], training=False)
+        value, _ = loss_fn(logits, y[i : i + EVAL_CHUNK])
+        total += value * len(logits)
+        probs[i : i + len(logits)] = softmax(logits)
+        predictions[i : i + len(logits)] = logits.argmax(axis=1)
+    accuracy = float((predictions == y).mean())
+    return Evaluation(total / len(y), accuracy, predictions, probs, len(y), y)

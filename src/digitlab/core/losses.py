@@ -114,3 +114,23 @@ def sigmoid_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.
     dlogits[_rows(y), y] -= 1
     dlogits /= n
     return float(total) / n, dlogits.astype(logits.dtype, copy=False)
+
+
+def example_losses(name: str, logits: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each example's loss (n,) in float64: the terms whose mean the registered loss `name`
+    returns (for comparing examples, e.g. which ones make a validation loss rise).
+
+    The built-in losses are written out row-wise here, with the same numerics; a plugin's loss
+    is called on one row at a time (slow, but exact for any loss that averages over rows).
+    """
+    get_loss(name)
+    z, rows = logits.astype(np.float64), _rows(y)
+    if name == "softmax_cross_entropy":
+        return -log_softmax(z)[rows, y]
+    if name == "quadratic":
+        diff = z.copy()
+        diff[rows, y] -= 1
+        return 0.5 * (diff * diff).sum(axis=1)
+    if name == "sigmoid_cross_entropy":
+        return np.logaddexp(0.0, z).sum(axis=1) - z[rows, y]
+    return np.array([LOSSES[name](logits[i : i + 1], y[i : i + 1])[0] for i in rows])

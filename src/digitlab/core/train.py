@@ -19,7 +19,7 @@ import numpy as np
 from digitlab.core.arrays import as_model_data
 from digitlab.core.evaluation import Evaluation, History, evaluate
 from digitlab.core.guards import loss_problem
-from digitlab.core.hooks import BatchCallback, EpochCallback, Monitor, Step
+from digitlab.core.hooks import BatchCallback, EpochCallback, EpochStart, Monitor, Step
 from digitlab.core.layers import Dense
 from digitlab.core.losses import get_loss
 from digitlab.core.optim import Optimizer, clip_grad_norm, limit_unit_norms
@@ -72,9 +72,11 @@ class TrainOptions:
 @dataclass
 class TrainHooks:
     """Who watches training: per-epoch callbacks (record, model), a per-batch callback (epoch,
-    batch, rows), monitors (see Monitor) and a stop flag polled after every batch."""
+    batch, rows), monitors (see Monitor), a stop flag polled after every batch, and epoch-start
+    hooks that may change the model (see core/hooks.py: the activation schedule)."""
 
     callbacks: Sequence[EpochCallback] = ()
+    epoch_start: Sequence[EpochStart] = ()
     on_batch: BatchCallback | None = None
     monitors: Sequence[Monitor] = ()
     should_stop: Callable[[], bool] | None = None
@@ -118,6 +120,7 @@ def fit(
     last_good = _copy_weights(model)
     while state.epoch < options.epochs:
         started = time.perf_counter()
+        marks = {k: v for hook in hooks.epoch_start for k, v in hook(state.epoch, model).items()}
         optimizer.learning_rate = options.learning_rate(state.epoch)
         size = options.batch_size(state.epoch)
         batches = -(-len(x) // size)
@@ -133,6 +136,7 @@ def fit(
         record, result = _end_epoch(
             model, optimizer, len(x), size, validation, options, hooks.monitors, state
         )
+        record.update(marks)
         record["seconds"] = time.perf_counter() - started
         history.append(record)
         last_good = _copy_weights(model)

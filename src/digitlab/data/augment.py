@@ -7,8 +7,10 @@ multiplied by `elastic_alpha` (Simard, Steinkraus and Platt 2003, "Best practice
 convolutional neural networks applied to visual document analysis",
 https://doi.org/10.1109/ICDAR.2003.1227801). Output pixel p reads the input at
 T^-1(p) + displacement(p) by bilinear interpolation; a pixel read from outside the image takes
-the image's background: by default its minimum (0 for [0, 1] data, a constant negative value for
-standardised data), its maximum with background="max" for inverted (dark on light) data.
+the fill: by default the image's background, its minimum (0 for [0, 1] data, a constant negative
+value for standardised data), its maximum with background="max" for inverted (dark on light)
+data; or one fixed value for every image (the config's `fill`, "zero" or a number, put on the
+augmented rows' scale by `build_augment`).
 
 Conventions: rows grow downwards; a positive angle turns the image counterclockwise as shown
 (+90 degrees is np.rot90(image)); a positive shift moves it down and right (np.roll).
@@ -26,7 +28,10 @@ import numpy as np
 
 from digitlab.errors import ConfigError, DataError
 
-AUGMENT_KEYS = ("shift", "rotate", "scale", "elastic_alpha", "elastic_sigma", "probability")
+AUGMENT_KEYS = (
+    "shift", "rotate", "scale", "elastic_alpha", "elastic_sigma", "probability", "fill",
+)  # fmt: skip
+FILLS = ("background", "zero")  # or a number in [0, 1]: a share of the raw pixel range
 
 
 def gaussian_matrix(size: int, sigma: float) -> np.ndarray:
@@ -114,7 +119,8 @@ class Augment:
     shift: max pixels per axis, uniform in [-shift, shift]; rotate: max degrees; scale: factor
     uniform in [1 - scale, 1 + scale]; elastic_alpha, elastic_sigma: Simard's displacement field
     (alpha 34, sigma 4 for MNIST in the paper); probability: share of images altered;
-    background: "min" or "max", the value of each image that pixels from outside it take.
+    background: "min" or "max", the value of each image that pixels from outside it take;
+    fill: one value they take instead, on the rows' own scale (None: the background).
     Returns a new array of x's shape and dtype; x is never modified.
     """
 
@@ -130,6 +136,7 @@ class Augment:
         elastic_sigma: float = 4.0,
         probability: float = 1.0,
         background: str = "min",
+        fill: float | None = None,
     ) -> None:
         shape = tuple(image_shape)
         if len(shape) != 2 or not all(
@@ -152,6 +159,9 @@ class Augment:
         if background not in ("min", "max"):
             raise ConfigError(f"augment background must be 'min' or 'max', got {background!r}")
         self.background = background
+        if fill is not None and not math.isfinite(fill):
+            raise ConfigError(f"augment fill must be finite, got {fill!r}")
+        self.fill = fill
         height, width = self.image_shape
         # alpha rides on the row kernel: the field is alpha * K_rows @ noise @ K_cols.
         self.kernels = (
@@ -206,7 +216,12 @@ class Augment:
             field = kernel_rows @ self._uniform(1.0, (2 * n, height, width), dtype) @ kernel_cols
             rows += field[:n]
             cols += field[n:]
-        fill = images.min(axis=(1, 2)) if self.background == "min" else images.max(axis=(1, 2))
+        if self.fill is not None:
+            fill = np.full(n, self.fill, dtype=dtype)
+        elif self.background == "min":
+            fill = images.min(axis=(1, 2))
+        else:
+            fill = images.max(axis=(1, 2))
         return bilinear(images, rows, cols, fill).reshape(n, height * width)
 
 
@@ -216,10 +231,14 @@ def build_augment(
     rng: np.random.Generator,
     *,
     background: str = "min",
+    pixel_range: tuple[float, float] = (0.0, 1.0),
 ) -> Augment:
     """An Augment from config keys (a subset of AUGMENT_KEYS) for images of `image_shape`.
 
     background comes from the pipeline, not the user: "max" when the images were inverted.
+    pixel_range: what the pipeline makes of a raw pixel 0 (black) and of the raw maximum
+    (white); the key fill ("zero", or v in [0, 1]: black + v (white - black)) is put on the
+    rows' scale with it, so 0 is black paper and 1 white ink however the rows were transformed.
     """
     unknown = sorted(set(params) - set(AUGMENT_KEYS))
     if unknown:
@@ -228,7 +247,20 @@ def build_augment(
         )
     if image_shape is None:
         raise ConfigError("augmentation needs images; it cannot follow a pixel subset")
-    return Augment(image_shape, rng, background=background, **params)
+    params = dict(params)
+    fill = params.pop("fill", "background")
+    if fill == "zero":
+        fill = 0.0
+    elif fill == "background":
+        fill = None
+    elif isinstance(fill, str):
+        names = ", ".join(FILLS)
+        raise ConfigError(f"augment fill must be {names} or a number, got {fill!r}")
+    else:
+        fill = _number("fill", fill, 0, 1)
+    black, white = pixel_range
+    value = None if fill is None else black + fill * (white - black)
+    return Augment(image_shape, rng, background=background, fill=value, **params)
 
 
 def augment_examples(

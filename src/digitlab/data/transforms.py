@@ -8,7 +8,7 @@ more). Fitting never sees validation or test data: only `Pipeline.fit` fits, on 
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -93,26 +93,58 @@ class Crop:
         return (image_shape[0] - 2 * self.border, image_shape[1] - 2 * self.border)
 
 
-class PixelSubset:
-    """Keep a fixed random subset of feature columns, drawn from `seed`, in their original order."""
+PIXEL_PICKS = ("random", "variance")
 
-    def __init__(self, n_pixels: int, seed: int) -> None:
+
+class PixelSubset:
+    """Keep a fixed subset of N feature columns, in their original order: a random one drawn
+    from `seed` (pick "random"), or the N columns of highest variance in the rows `fit` sees,
+    the training images (pick "variance"; ties go to the lower index)."""
+
+    def __init__(self, n_pixels: int, seed: int, pick: str = "random") -> None:
         if n_pixels < 1:
             raise ConfigError(f"pixel subset size must be at least 1, got {n_pixels}")
+        if pick not in PIXEL_PICKS:
+            raise ConfigError(f"pixel pick must be one of {', '.join(PIXEL_PICKS)}, got {pick!r}")
         self.n_pixels = n_pixels
         self.seed = seed
+        self.pick = pick
         self.columns: np.ndarray | None = None
         self.n_features: int | None = None
+        self.fixed = False  # columns given by set_columns: fit only checks the width
 
     def fit(self, x: np.ndarray) -> PixelSubset:
         n_features = x.shape[1]
+        if self.fixed:
+            if n_features != self.n_features:
+                raise DataError(
+                    f"the saved pixel subset reads {self.n_features} features, got {n_features}"
+                )
+            return self
         if self.n_pixels > n_features:
             raise ConfigError(
                 f"pixel subset of {self.n_pixels} is larger than the {n_features} features"
             )
-        rng = np.random.default_rng(self.seed)
-        self.columns = np.sort(rng.choice(n_features, size=self.n_pixels, replace=False))
+        if self.pick == "variance":
+            _, std = _mean_and_std(x, per_feature=True)
+            chosen = np.argsort(-std, kind="stable")[: self.n_pixels]
+        else:
+            rng = np.random.default_rng(self.seed)
+            chosen = rng.choice(n_features, size=self.n_pixels, replace=False)
+        self.columns = np.sort(chosen)
         self.n_features = n_features
+        return self
+
+    def set_columns(self, columns: Any, n_features: int) -> PixelSubset:
+        """Use these columns (as saved with a model); a later fit keeps them."""
+        columns = np.sort(np.asarray(columns, dtype=np.intp))
+        if columns.shape != (self.n_pixels,) or len(np.unique(columns)) != self.n_pixels:
+            raise DataError(f"a pixel subset of {self.n_pixels} needs as many distinct columns")
+        if columns[0] < 0 or columns[-1] >= n_features:
+            raise DataError(f"pixel subset columns must lie in 0..{n_features - 1}")
+        self.columns = columns
+        self.n_features = n_features
+        self.fixed = True
         return self
 
     def __call__(self, x: np.ndarray, inplace: bool = False) -> np.ndarray:
@@ -277,6 +309,7 @@ def build_pipeline(
     dtype: npt.DTypeLike = np.float32,
     crop: int = 0,
     pixel_subset: int | None = None,
+    pixel_pick: str = "random",
     seed: int = 0,
     invert: bool = False,
     standardize: bool = False,
@@ -285,14 +318,40 @@ def build_pipeline(
     """The canonical order: crop -> pixel subset -> scale to [0, 1] -> invert -> standardize."""
     if per_pixel and not standardize:
         raise ConfigError("per_pixel only applies with standardize")
+    if pixel_pick != "random" and pixel_subset is None:
+        raise ConfigError("pixel_pick only applies with pixel_subset")
     transforms: list[Transform] = []
     if crop:
         transforms.append(Crop(crop, image_shape))
     if pixel_subset is not None:
-        transforms.append(PixelSubset(pixel_subset, seed))
+        transforms.append(PixelSubset(pixel_subset, seed, pixel_pick))
     transforms.append(ScaleTo01(max_value))
     if invert:
         transforms.append(Invert())
     if standardize:
         transforms.append(Standardize(per_pixel=per_pixel))
     return Pipeline(transforms, dtype=dtype)
+
+
+def input_pixels(pipeline: Pipeline, image_shape: tuple[int, int]) -> np.ndarray:
+    """The raw pixel (flat index into an h x w image) each of a fitted pipeline's output
+    features reads, after its crop and pixel subset: an int array, one per feature."""
+    height, width = image_shape
+    # each pixel's own index rides through the selecting transforms (exact in float64)
+    index = np.arange(height * width, dtype=np.float64)[None, :]
+    for transform in pipeline.transforms:
+        if isinstance(transform, Crop | PixelSubset):
+            index = transform(index)
+    return index[0].astype(np.intp)
+
+
+def pixel_range(pipeline: Pipeline, n_features: int, max_value: float) -> tuple[float, float]:
+    """What a fitted pipeline makes of a raw pixel 0 (MNIST's black paper) and of a raw
+    pixel at `max_value` (white ink): the values augmentation fills with for "zero" and 1.
+
+    Both are read at the first output feature: with a scalar standardisation (the only kind
+    augmentation allows) every feature maps a raw value alike.
+    """
+    rows = np.array([[0.0], [max_value]]).repeat(n_features, axis=1)
+    out = pipeline(rows)
+    return float(out[0, 0]), float(out[1, 0])

@@ -132,7 +132,12 @@ class Config(BaseModel):
     invert: bool = Field(False, description="Invert pixels (1 - x).")
     crop: int = Field(0, ge=0, description="Crop this many border pixels on each side.")
     pixel_subset: int | None = Field(
-        None, gt=0, description="Keep a fixed seeded random subset of N pixels."
+        None, gt=0, description="Keep a fixed subset of N pixels (see pixel_pick)."
+    )
+    pixel_pick: Literal["random", "variance"] = Field(
+        "random",
+        description="Which N pixels pixel_subset keeps: random (drawn from the seed) or the N "
+        "of highest variance in the training images.",
     )
     # model: `layers` (a stack or graph of layer tables, see digitlab.core.model) replaces
     # hidden_sizes/activation/dropout; an output dense layer is added unless a node is "output"
@@ -147,6 +152,11 @@ class Config(BaseModel):
         description="Hidden layer sizes (a flag takes a comma list like 256,128).",
     )
     activation: Entry = Field(Entry(name="relu"), description="Hidden activation.")
+    activation_schedule: list[tuple[int, Entry]] | None = Field(
+        None,
+        description='Switch the hidden activation after N epochs: [[10, "relu"]] (a flag: '
+        "10:relu,20:tanh; parameters in TOML: [10, {name = ..., slope = 0.1}]).",
+    )
     init: Entry | None = Field(None, description="Weight initialiser [per activation].")
     bias_std: float = Field(0.0, ge=0, description="Draw biases from N(0, std^2) (0: zeros).")
     bias_init: float = Field(
@@ -200,19 +210,36 @@ class Config(BaseModel):
         description="After each step, cap each hidden unit's incoming weight vector at this L2 "
         "norm (dense layers but the output).",
     )
+    save_best_model: bool = Field(
+        False,
+        description="Also keep the model of the lowest validation loss (model_best.npz) and "
+        "both models' per-example validation losses.",
+    )
     monitors: bool = Field(
         True, description="Per-layer monitors and alarms (a few percent of training time)."
     )
     monitor_samples: int = Field(
         20, gt=0, description="Batches per epoch the layer statistics look at."
     )
-    augment: dict[str, float] | None = Field(
-        None, description="Augmentation: shift, rotate, scale, elastic_alpha, elastic_sigma, ..."
+    augment: dict[str, float | str] | None = Field(
+        None,
+        description="Augmentation: shift, rotate, scale, elastic_alpha, elastic_sigma, "
+        "probability, fill (what enters from outside: background, each image's own [default]; "
+        "zero, raw black; or v in [0, 1] of the raw range, 1 white ink; through invert and "
+        "standardize like the images).",
     )
     divergence: float = Field(
         1e4, ge=0, description="Stop when loss > this x max(first batch's, 1) (0: never)."
     )
     seed: int = Field(0, ge=0, description="Seed for split, init, dropout, shuffle.")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "BLAS threads for training and evaluation [BLAS's own: every core]; 1 on a busy "
+            "machine. Counts may differ in a result's last bits."
+        ),
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -255,6 +282,22 @@ class Config(BaseModel):
             raise ValueError(str(err)) from None
         return entry
 
+    @field_validator("activation_schedule")
+    @classmethod
+    def _switches(cls, switches: list[tuple[int, Entry]] | None) -> Any:
+        for _, entry in switches or []:
+            if entry.name not in ACTIVATIONS:
+                known = ", ".join(sorted(ACTIVATIONS))
+                raise ValueError(f"unknown activation {entry.name!r}; known: {known}")
+            try:
+                check_params(entry.name, entry.params)
+            except ConfigError as err:
+                raise ValueError(str(err)) from None
+        epochs = [epoch for epoch, _ in switches or []]
+        if epochs != sorted(set(epochs)):
+            raise ValueError(f"the epochs must increase, got {epochs}")
+        return switches
+
     @model_validator(mode="after")
     def _data_source(self) -> Config:
         if self.data == "digits" and self.data_dir is not None:
@@ -267,6 +310,8 @@ class Config(BaseModel):
             raise ValueError("--image-size sizes the images of --data folder; drop it")
         if self.split == "book" and self.data == "digits":
             raise ValueError("--split book cuts MNIST's test set; use holdout with the 8x8 digits")
+        if self.pixel_pick != "random" and self.pixel_subset is None:
+            raise ValueError(f"pixel_pick {self.pixel_pick!r} needs pixel_subset N")
         if self.augment and self.per_pixel:
             raise ValueError("augment moves pixels across per-pixel statistics: drop per_pixel")
         if self.augment:  # check the keys and values now, not when training starts
@@ -274,6 +319,12 @@ class Config(BaseModel):
                 build_augment(self.augment, (1, 1), np.random.default_rng(0))
             except ConfigError as err:
                 raise ValueError(f"augment: {err}") from None
+        for epoch, _ in self.activation_schedule or []:
+            if not 0 < epoch < self.epochs:
+                raise ValueError(
+                    f"activation_schedule: epoch {epoch} is out of range: switch after 1 to "
+                    f"{self.epochs - 1} epochs (set the first activation with activation)"
+                )
         if self.batch_ramp is not None and self.batch_ramp > self.batch_size:
             raise ValueError(
                 f"batch_ramp {self.batch_ramp} is larger than batch_size {self.batch_size}"
@@ -366,6 +417,11 @@ def to_dict(config: Config) -> dict[str, Any]:
     for key in ("activation", "init", "optimizer", "learning_rate_schedule"):
         entry = getattr(config, key)
         out[key] = None if entry is None else {"name": entry.name, **entry.params}
+    if config.activation_schedule is not None:
+        out["activation_schedule"] = [
+            [epoch, {"name": entry.name, **entry.params}]
+            for epoch, entry in config.activation_schedule
+        ]
     return out
 
 

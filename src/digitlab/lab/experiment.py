@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from digitlab.core.activations import ACTIVATIONS
-from digitlab.core.evaluation import EVAL_CHUNK, Evaluation, History, evaluate
-from digitlab.core.hooks import BatchCallback, EpochCallback
+from digitlab.core.evaluation import EVAL_CHUNK, Evaluation, History, evaluate, predict_logits
+from digitlab.core.hooks import BatchCallback, EpochCallback, activation_schedule
+from digitlab.core.losses import example_losses
 from digitlab.core.model import Sequential, build_model
 from digitlab.core.schedules import batch_size_schedule, get_schedule
 from digitlab.core.specs import mlp_spec
@@ -26,14 +28,20 @@ from digitlab.core.train import TrainHooks, TrainOptions, TrainState, fit
 from digitlab.data import Split, Splits, build_pipeline, load_dataset, make_splits
 from digitlab.data.augment import build_augment
 from digitlab.data.splits import repeated_images
-from digitlab.data.transforms import to_float
+from digitlab.data.transforms import Pipeline, PixelSubset, pixel_range, to_float
 from digitlab.diagnostics.alarms import find
 from digitlab.diagnostics.gradcheck import GradientResult, check_activation, check_model
 from digitlab.diagnostics.monitors import default_monitors
 from digitlab.errors import ConfigError, DataError, DigitlabError, NumericError, StorageError
 from digitlab.lab.checkpoint import Session, read_checkpoint, restore_session, save_checkpoint
 from digitlab.lab.config import Config, make_config, make_optimizer, to_dict
-from digitlab.lab.modelfile import MODEL_FILE, check_model_memory, pipeline_record, save_model
+from digitlab.lab.modelfile import (
+    MODEL_FILE,
+    check_model_memory,
+    load_model,
+    pipeline_record,
+    save_model,
+)
 from digitlab.lab.runs import LiveRun, write_json, write_jsonl, write_npz
 from digitlab.memory import ensure_fits
 from digitlab.stats import wilson_interval  # re-exported: callers import it from here
@@ -97,21 +105,28 @@ def raw_splits(config: Config) -> tuple[Any, Splits]:
     return dataset, splits
 
 
-def prepare_data(config: Config) -> Prepared:
-    """Load the dataset, split it, and fit the transforms on the training part only."""
+def prepare_data(config: Config, saved: dict[str, Any] | None = None) -> Prepared:
+    """Load the dataset, split it, and fit the transforms on the training part only.
+
+    saved: a model's pipeline record (modelfile.pipeline_record); its pixel subset's columns
+    are kept rather than picked again, so a model evaluated on other data reads its own pixels.
+    """
     dataset, raw = raw_splits(config)
     max_value = 1.0 if config.raw_pixels else dataset.max_value  # dividing by 1 keeps them raw
+    white = dataset.max_value
     pipeline = build_pipeline(
         max_value=max_value,
         image_shape=dataset.image_shape,
         dtype=np.dtype(config.dtype),
         crop=config.crop,
         pixel_subset=config.pixel_subset,
+        pixel_pick=config.pixel_pick,
         seed=config.seed,
         invert=config.invert,
         standardize=config.standardize,
         per_pixel=config.per_pixel,
     )
+    keep_columns(pipeline, saved)
     n_classes, image_shape = dataset.n_classes, dataset.image_shape
     class_names = dataset.class_names
     # Peak memory: the whole raw dataset is let go once split, and each part's raw pixels while
@@ -135,10 +150,25 @@ def prepare_data(config: Config) -> Prepared:
         converted[name] = Split(x, labels)
     splits = Splits(**converted)
     record = pipeline_record(pipeline, image_shape, max_value)
+    # augmentation's fill: what raw black and white become (whatever invert and standardize do)
+    record["pixel_range"] = list(pixel_range(pipeline, image_shape[0] * image_shape[1], white))
     if class_names is not None:  # a folder of named classes: `digitlab predict` prints them
         record["class_names"] = list(class_names)
     shape = pipeline.output_shape(image_shape)
     return Prepared(splits, n_classes, shape, config.data, record, repeated)
+
+
+def keep_columns(pipeline: Pipeline, saved: dict[str, Any] | None) -> None:
+    """Give the pipeline's pixel subset the columns a model saved, if it saved any."""
+    columns = ((saved or {}).get("fitted") or {}).get("pixel_subset")
+    if columns is None:
+        return
+    for transform in pipeline.transforms:
+        if isinstance(transform, PixelSubset):
+            try:
+                transform.set_columns(columns["columns"], int(columns["n_features"]))
+            except (KeyError, TypeError, ValueError) as err:
+                raise DataError(f"the model's saved pixel subset is unreadable ({err})") from None
 
 
 def build_from_config(
@@ -198,6 +228,24 @@ def new_session(config: Config, prepared: Prepared) -> Session:
     )
 
 
+@contextmanager
+def blas_threads(threads: int | None) -> Iterator[None]:
+    """BLAS limited to `threads` threads inside the block (None: as it is).
+
+    Why one thread can be faster: at every matrix product OpenBLAS's threads wait for each other,
+    and when other jobs hold the cores the wait is a time slice per product; the small CNN's
+    epoch took 29 s on an idle 2-core machine and 677 s with 2 threads at a load of 7
+    (benchmarks/PERFORMANCE.md).
+    """
+    if threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads, user_api="blas"):
+        yield
+
+
 def make_monitors(config: Config) -> list[Any]:
     return default_monitors(config.monitor_samples) if config.monitors else []
 
@@ -233,29 +281,33 @@ def train_session(
                 prepared.image_shape,
                 session.augment_rng,
                 background="max" if config.invert else "min",  # inverted: the paper is white
+                pixel_range=(prepared.pipeline or {}).get("pixel_range", (0.0, 1.0)),
             )
             if config.augment
             else None
         ),
     )
+    switches = [(epoch, e.name, e.params) for epoch, e in config.activation_schedule or []]
     hooks = TrainHooks(
         callbacks=callbacks,
+        epoch_start=[activation_schedule(switches)] if switches else [],
         on_batch=on_batch,
         monitors=session.monitors,
         should_stop=should_stop,
     )
-    return fit(
-        session.model,
-        train.x,
-        train.y,
-        session.optimizer,
-        options,
-        rng=session.shuffle_rng,
-        validation=(val.x, val.y),
-        hooks=hooks,
-        history=session.history,
-        state=session.state,
-    )
+    with blas_threads(config.threads):
+        return fit(
+            session.model,
+            train.x,
+            train.y,
+            session.optimizer,
+            options,
+            rng=session.shuffle_rng,
+            validation=(val.x, val.y),
+            hooks=hooks,
+            history=session.history,
+            state=session.state,
+        )
 
 
 def train_config(
@@ -299,7 +351,8 @@ def evaluate_splits(
     metrics: dict[str, Any] = {}
     evaluations: dict[str, Evaluation] = {}
     for name, part in parts(prepared.splits).items():
-        evaluations[name] = result = evaluate(model, part.x, part.y, config.loss)
+        with blas_threads(config.threads):
+            evaluations[name] = result = evaluate(model, part.x, part.y, config.loss)
         summary = summarise(result, part.y, prepared.n_classes)
         metrics[name] = summary
         metrics[f"{name}_loss"] = summary["loss"]
@@ -347,6 +400,26 @@ def predictions_arrays(prepared: Prepared, evaluations: dict[str, Evaluation]) -
         arrays[f"{name}_examples"] = examples
         arrays[f"{name}_example_images"] = part.x[examples]
     return arrays
+
+
+BEST_MODEL_FILE = "model_best.npz"
+
+
+def best_model_losses(
+    config: Config, model: Sequential, folder: Path, prepared: Prepared
+) -> dict[str, Any]:
+    """What predictions.npz adds with save_best_model: val_losses, each validation example's
+    loss under the final model; val_best_losses and val_best_pred, under the model of the lowest
+    validation loss (model_best.npz); best_loss_epoch, its epoch (1-based)."""
+    best, extra = load_model(folder / BEST_MODEL_FILE)
+    val = prepared.splits.val
+    final_logits, best_logits = predict_logits(model, val.x), predict_logits(best, val.x)
+    return {
+        "val_losses": example_losses(config.loss, final_logits, val.y),
+        "val_best_losses": example_losses(config.loss, best_logits, val.y),
+        "val_best_pred": best_logits.argmax(axis=1),
+        "best_loss_epoch": np.array(int(extra["epoch"])),
+    }
 
 
 def save_run(
@@ -439,12 +512,21 @@ def run(
             if checkpoint_every and int(record["epoch"]) % checkpoint_every == 0:
                 save_checkpoint(folder, saved, session)
 
+        losses = [r["val_loss"] for r in session.history.records() if "val_loss" in r]
+        best = [min(losses, default=float("inf"))]  # a resumed run's best so far
+
+        def keep_best(record: dict[str, float], model: Any) -> None:
+            if config.save_best_model and record.get("val_loss", float("inf")) < best[0]:
+                best[0] = record["val_loss"]
+                extra = {"config": saved, "pipeline": prepared.pipeline, "epoch": record["epoch"]}
+                save_model(model, folder / BEST_MODEL_FILE, extra=extra)
+
         try:
             history = train_session(
                 config,
                 prepared,
                 session,
-                callbacks=[*callbacks, checkpoint, live.epoch],
+                callbacks=[*callbacks, keep_best, checkpoint, live.epoch],
                 on_batch=on_batch,
                 should_stop=should_stop,
             )
@@ -463,6 +545,8 @@ def run(
         model = session.model
         metrics, evaluations = evaluate_splits(config, model, prepared)
         predictions = predictions_arrays(prepared, evaluations)
+        if config.save_best_model and (folder / BEST_MODEL_FILE).exists():
+            predictions.update(best_model_losses(config, model, folder, prepared))
         save_run(folder, config, model, history, metrics, predictions, pipeline=prepared.pipeline)
     except Interrupted as stopped:
         live.mark("stopped", stopped)

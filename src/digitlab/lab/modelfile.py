@@ -6,9 +6,9 @@ Loading reads it with allow_pickle=False, rebuilds the model from the descriptio
 that every array is there with the right shape and dtype.
 
 A run's model file keeps in extra["pipeline"] what its data pipeline needs beyond the config
-(`pipeline_record`): the raw images' shape and scale and the fitted statistics (standardize's
-mean and std), so that new inputs (a drawing) get exactly the training images' transforms
-without reloading the training data (`restore_pipeline`).
+(`pipeline_record`): the raw images' shape and scale, the fitted statistics (standardize's
+mean and std, the pixel subset's columns), so that new inputs (a drawing) get exactly the
+training images' transforms without reloading the training data (`restore_pipeline`).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import numpy as np
 from digitlab.core.evaluation import EVAL_CHUNK
 from digitlab.core.guards import spec_size
 from digitlab.core.model import Sequential, build_model
-from digitlab.data.transforms import Pipeline, Standardize, build_pipeline
-from digitlab.errors import DigitlabError, ModelError
+from digitlab.data.transforms import Pipeline, PixelSubset, Standardize, build_pipeline
+from digitlab.errors import DataError, DigitlabError, ModelError
 from digitlab.lab.plugins import load_plugins
 from digitlab.lab.runs import write_npz
 from digitlab.memory import ensure_fits, size_text
@@ -219,6 +219,11 @@ def pipeline_record(
         if isinstance(transform, Standardize) and transform.mean is not None:
             assert transform.std is not None
             fitted["standardize"] = {"mean": transform.mean.tolist(), "std": transform.std.tolist()}
+        if isinstance(transform, PixelSubset) and transform.columns is not None:
+            fitted["pixel_subset"] = {
+                "columns": transform.columns.tolist(),
+                "n_features": transform.n_features,
+            }
     return {"image_shape": list(image_shape), "max_value": max_value, "fitted": fitted}
 
 
@@ -227,7 +232,8 @@ def restore_pipeline(config: dict[str, Any], record: dict[str, Any]) -> Pipeline
     `pipeline_record` saved with its model; the result transforms rows exactly as in training.
 
     Transforms without data-dependent state are fitted on one blank row (they only read its
-    width); standardize gets the saved statistics back.
+    width); standardize and the pixel subset get their saved statistics and columns back (a
+    random subset saved before its columns were kept is drawn again from the seed).
     """
     try:
         height, width = (int(side) for side in record["image_shape"])
@@ -237,6 +243,7 @@ def restore_pipeline(config: dict[str, Any], record: dict[str, Any]) -> Pipeline
             dtype=np.dtype(config.get("dtype", "float32")),
             crop=int(config.get("crop", 0)),
             pixel_subset=config.get("pixel_subset"),
+            pixel_pick=str(config.get("pixel_pick", "random")),
             seed=int(config.get("seed", 0)),
             invert=bool(config.get("invert", False)),
             standardize=bool(config.get("standardize", False)),
@@ -248,10 +255,15 @@ def restore_pipeline(config: dict[str, Any], record: dict[str, Any]) -> Pipeline
                 saved = record["fitted"]["standardize"]
                 transform.mean = np.asarray(saved["mean"], pipeline.dtype)
                 transform.std = np.asarray(saved["std"], pipeline.dtype)
+            elif isinstance(transform, PixelSubset) and (
+                transform.pick != "random" or "pixel_subset" in record["fitted"]
+            ):
+                saved = record["fitted"]["pixel_subset"]
+                transform.set_columns(saved["columns"], int(saved["n_features"]))
             else:
                 transform.fit(x)
             x = transform(x)
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, DataError) as err:
         raise ModelError(f"the saved data pipeline is incomplete ({_short(err)})") from None
     pipeline.fitted = True
     return pipeline

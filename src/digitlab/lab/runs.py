@@ -45,6 +45,8 @@ RUN_FILES: dict[str, str] = {
     "report.html": "one self-contained page of the results (`digitlab report RUN` redraws it)",
     "plots/": "the report's figures as PNG files",
     "checkpoint.npz": "with --checkpoint-every or after Ctrl-C: what `train --resume` needs",
+    "model_best.npz": "with --save-best-model: the model of the lowest validation loss (its epoch "
+    "in the file's extra); predictions.npz then holds both models' per-example validation losses",
 }
 
 

@@ -20,12 +20,15 @@ from typing import Any
 import numpy as np
 
 from digitlab.data.augment import augment_examples, build_augment
+from digitlab.data.transforms import input_pixels
 from digitlab.diagnostics.alarms import find
 from digitlab.diagnostics.summary import summarize
+from digitlab.errors import DigitlabError
 from digitlab.lab.config import make_config, make_optimizer
-from digitlab.lab.modelfile import MODEL_FILE, load_model
+from digitlab.lab.modelfile import MODEL_FILE, load_model, restore_pipeline
 from digitlab.lab.runs import write_bytes, write_text
 from digitlab.report import plots
+from digitlab.report.losschange import loss_change_plot, read_loss_change
 from digitlab.report.page import document, embed_png
 from digitlab.report.runfolder import REPORT_SPLIT, SPLITS, ModelSummary, RunFolder, read_run
 
@@ -42,7 +45,9 @@ SECTION_IDS = (
     "misclassified",
     "scatter",
     "weights",
+    "pixels",
     "augmentation",
+    "loss-change",
     "diagnostics",
 )
 PLOT_FILES = (
@@ -54,8 +59,10 @@ PLOT_FILES = (
     "misclassified.png",
     "scatter.png",
     "weights.png",
+    "pixels.png",
     "monitors.png",
     "augmentation.png",
+    "loss_change.png",
 )
 SPLIT_NAMES = {
     "train": "train",
@@ -263,8 +270,9 @@ def _accuracy(page: Page, run: RunFolder) -> None:
 
 def _curves(page: Page, run: RunFolder) -> None:
     images = []
+    marks = plots.switch_marks(run.history, run.config)
     for metric in ("loss", "accuracy"):
-        png = plots.curves_plot(run.history, metric)
+        png = plots.curves_plot(run.history, metric, marks)
         if png is None:
             images.append(_note(f"history.jsonl records no {metric} values."))
         else:
@@ -392,6 +400,35 @@ def _weights(page: Page, run: RunFolder) -> None:
     page.section("weights", title, _note(note))
 
 
+def _pixels(page: Page, run: RunFolder) -> None:
+    """The raw pixels a run keeps (crop, pixel subset) and how strongly the first layer reads
+    each: which pixels matter."""
+    title = "Input pixels"
+    config, record = run.config, run.pipeline or {}  # {}: a run saved before it was kept
+    if not (config.get("crop") or config.get("pixel_subset")):
+        page.section("pixels", title, _note("This run reads every pixel."))
+        return
+    try:
+        raw_shape = (int(record["image_shape"][0]), int(record["image_shape"][1]))
+        pixels = input_pixels(restore_pipeline(config, record), raw_shape)
+    except (DigitlabError, KeyError, TypeError, ValueError, IndexError):
+        note = _note("The model file does not say which pixels were kept.")
+        page.section("pixels", title, note)
+        return
+    pick = str(config.get("pixel_pick", "random")) if config.get("pixel_subset") else "crop"
+    weights = run.first_layer.w
+    if weights is None or len(weights) != len(pixels):
+        weights = None
+    kept = {
+        "crop": "The centre the border crop keeps",
+        "random": "The seeded random pixel subset",
+        "variance": "The highest-variance pixels of the training images",
+    }.get(pick, pick)
+    body = _caption(f"{kept} (black), and how strongly the first layer reads each of them.")
+    png = plots.pixels_plot(pixels, weights, raw_shape, f"input pixels ({pick})")
+    page.section("pixels", title, body + page.image("pixels.png", png, "input pixels"))
+
+
 def _augmentation(page: Page, run: RunFolder) -> None:
     params = run.config.get("augment")
     if not params:
@@ -406,8 +443,13 @@ def _augmentation(page: Page, run: RunFolder) -> None:
     shape = arrays["image_shape"].tolist()
     # drawn afresh from the run's settings with a fixed seed: a picture, not the run's stream
     background = "max" if run.config.get("invert") else "min"
+    black_white = (run.pipeline or {}).get("pixel_range", (0.0, 1.0))
     augment = build_augment(
-        params, (shape[0], shape[1]), np.random.default_rng(0), background=background
+        params,
+        (shape[0], shape[1]),
+        np.random.default_rng(0),
+        background=background,
+        pixel_range=(float(black_white[0]), float(black_white[1])),
     )
     images = arrays["example_images"]
     grid = augment_examples(images, augment, (shape[0], shape[1]), n=min(6, len(images)))
@@ -440,6 +482,43 @@ def _diagnostics(page: Page, run: RunFolder) -> None:
     page.section("diagnostics", "Diagnostics", "\n".join(parts))
 
 
+def _loss_change(page: Page, run: RunFolder) -> None:
+    title = "Where the validation loss changed"
+    read = read_loss_change(run.path)
+    if read is None:
+        note = (
+            "Trained with save_best_model (--save-best-model), a run keeps the model of its "
+            "lowest validation loss, and this section splits the change in validation loss "
+            "from that epoch to the end by example."
+        )
+        page.section("loss-change", title, _note(note))
+        return
+    change, epoch = read
+    last = len(run.history)
+    rows = [
+        [
+            g.name,
+            f"{g.count:,}",
+            f"{g.loss_before:.4f}",
+            f"{g.loss_after:.4f}",
+            f"{g.part:+.4f}",
+            f"{100 * g.share:+.0f}%",
+        ]
+        for g in change.groups
+    ]
+    header = ["group", "n", f"mean loss, epoch {epoch}", f"epoch {last}", "part", "share"]
+    png = loss_change_plot(change, f"epoch {epoch} (lowest)", f"epoch {last} (end)")
+    tops = ", ".join(f"{100 * f:g}%: {100 * s:.0f}%" for f, s in change.top_share.items())
+    caption = _caption(
+        f"Validation examples grouped by whether they were classified right at epoch {epoch} "
+        f"(lowest validation loss) and at the end; part: the group's summed change in loss over "
+        f"all n, so the parts add up to the change in the mean ({change.change:+.4f}). Of the "
+        f"summed rises, the examples that rose most hold: {tops}."
+    )
+    body = _table(header, rows) + page.image("loss_change.png", png, "loss change by group")
+    page.section("loss-change", title, body + caption)
+
+
 SECTIONS: tuple[Callable[[Page, RunFolder], None], ...] = (
     _summary,
     _layers,
@@ -451,6 +530,8 @@ SECTIONS: tuple[Callable[[Page, RunFolder], None], ...] = (
     _misclassified,
     _scatter,
     _weights,
+    _pixels,
     _augmentation,
+    _loss_change,
     _diagnostics,
 )

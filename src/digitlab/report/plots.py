@@ -56,8 +56,30 @@ def history_series(history: Sequence[Mapping[str, Any]], key: str) -> np.ndarray
     return np.array(values, dtype=np.float64)
 
 
-def curves_plot(history: Sequence[Mapping[str, Any]], metric: str) -> bytes | None:
-    """`metric` ('loss' or 'accuracy') per epoch for train, validation and, if recorded, test.
+def switch_marks(
+    history: Sequence[Mapping[str, Any]], config: Mapping[str, Any]
+) -> list[tuple[float, str]]:
+    """(x, label) for each epoch whose record marks an activation switch: the line goes between
+    the last epoch of the old activation and the first of the new, labelled with the new one
+    (named in the config's activation_schedule)."""
+    names = {}
+    for epoch, entry in config.get("activation_schedule") or []:
+        names[int(epoch) + 1] = entry.get("name") if isinstance(entry, Mapping) else entry
+    marks = []
+    for i, record in enumerate(history):
+        if record.get("activation_switch"):
+            epoch = int(record.get("epoch", i + 1))
+            marks.append((epoch - 0.5, f"activation -> {names.get(epoch, '?')}"))
+    return marks
+
+
+def curves_plot(
+    history: Sequence[Mapping[str, Any]],
+    metric: str,
+    marks: Sequence[tuple[float, str]] = (),
+) -> bytes | None:
+    """`metric` ('loss' or 'accuracy') per epoch for train, validation and, if recorded, test,
+    with a dashed vertical line at each of `marks` (x, label): see switch_marks.
 
     Returns None when no epoch holds a number for the metric. Keys other than
     `{train,val,test}_{metric}` and `epoch` are ignored.
@@ -76,6 +98,8 @@ def curves_plot(history: Sequence[Mapping[str, Any]], metric: str) -> bytes | No
         drawn += 1
     if drawn == 0:
         return None
+    for (x, label), style in zip(marks, ["--", ":", "-."] * len(marks), strict=False):
+        ax.axvline(x, color="0.35", linestyle=style, linewidth=1, label=label)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
@@ -373,3 +397,28 @@ def augmentation_plot(images: np.ndarray) -> bytes:
     colors = ["black" if i % per_row == 0 else "0.35" for i in range(len(tiles))]
     title = "augmented training examples"
     return _tile_grid(tiles, labels, colors, title, "gray_r", columns=per_row)
+
+
+def pixels_plot(
+    pixels: np.ndarray, weights: np.ndarray | None, image_shape: Sequence[int], title: str
+) -> bytes:
+    """The raw pixels a run's inputs read (black: kept) and, given the first dense layer's
+    weights w (n_inputs, n_hidden), each kept pixel's mean |w| over the hidden units."""
+    height, width = int(image_shape[0]), int(image_shape[1])
+    tiles = [np.zeros(height * width)]
+    tiles[0][pixels] = 1.0
+    labels = [f"{len(pixels)} of {height * width} pixels kept"]
+    if weights is not None:
+        tiles.append(np.zeros(height * width))
+        tiles[1][pixels] = np.abs(np.asarray(weights, dtype=np.float64)).mean(axis=1)
+        labels.append("mean |weight| per pixel")
+    stacked = np.stack(tiles).reshape(len(tiles), height, width)
+    return _tile_grid(stacked, labels, ["black"] * len(tiles), title, "gray_r", columns=2)
+
+
+def labelled_tiles_plot(
+    tiles: np.ndarray, labels: Sequence[str], title: str, columns: int | None = None
+) -> bytes:
+    """Images (n, h, w) in a grid, each labelled (masks: kept pixels black), grey scale."""
+    tiles = np.asarray(tiles, dtype=np.float64)
+    return _tile_grid(tiles, list(labels), ["black"] * len(tiles), title, "gray_r", columns=columns)

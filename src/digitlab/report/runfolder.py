@@ -62,6 +62,7 @@ class RunFolder:
     first_layer: FirstLayer
     model: ModelSummary | None  # None for a run not finished
     live: dict[str, Any] | None = None  # status.json of a run not finished: a snapshot so far
+    pipeline: dict[str, Any] | None = None  # the model file's pipeline record (modelfile.py)
 
     def _repr_html_(self) -> str:
         """A notebook's view: settings, accuracy per split, alarms, curves, link to report."""
@@ -90,7 +91,7 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunFolder:
     metrics = _read_metrics(path / "metrics.json")
     predictions_file = path / "predictions.npz"
     predictions = _read_predictions(predictions_file) if predictions_file.exists() else None
-    model, _ = load_model(path / MODEL_FILE)  # ModelError names the file
+    model, extra = load_model(path / MODEL_FILE)  # ModelError names the file
     first = model.layers[0] if model.layers else None
     first_layer = FirstLayer(
         kind=type(first).__name__ if first is not None else "none",
@@ -105,7 +106,17 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunFolder:
         layers=[dict(layer) for layer in description["layers"]],
         parameters=sum(int(param.size) for _, param, _ in model.parameters()),
     )
-    return RunFolder(path, config, history, metrics, predictions, first_layer, summary)
+    record = extra.get("pipeline") if isinstance(extra, dict) else None
+    return RunFolder(
+        path,
+        config,
+        history,
+        metrics,
+        predictions,
+        first_layer,
+        summary,
+        pipeline=record if isinstance(record, dict) else None,
+    )
 
 
 def _read_text(path: Path) -> str:

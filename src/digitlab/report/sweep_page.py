@@ -1,8 +1,10 @@
-"""A sweep's page, OUT/summary.html: settings, the ranked table, two figures and failures.
+"""A sweep's page, OUT/summary.html: settings, the ranked table, its figures and failures.
 
-It reads the trial records (via sweep.py's VariantSummary) and each done trial's history.jsonl
-(through lab/runs.py's reader), never trains, and uses the run report's page shell and PNG
-embedder (page.py), so the page is one self-contained file.
+It reads the trial records (via sweep.py's VariantSummary), each done trial's history.jsonl
+(through lab/runs.py's reader) and, for variants that crop, keep a pixel subset or augment, one
+trial's model file and test images (the pixels it reads, its augmented images); it never
+trains, and uses the run report's page shell and PNG embedder (page.py), so the page is one
+self-contained file.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from digitlab.data.augment import augment_examples, build_augment
+from digitlab.data.transforms import input_pixels
+from digitlab.errors import DigitlabError
+from digitlab.lab.modelfile import MODEL_FILE, load_model, restore_pipeline
 from digitlab.lab.runs import HISTORY_FILE, read_history
 from digitlab.report import plots
 from digitlab.report.page import document, embed_png
@@ -88,7 +94,8 @@ def accuracy_plot(rows: Sequence[VariantSummary]) -> bytes | None:
 
 
 def curves_plot(rows: Sequence[VariantSummary], curves: dict[int, np.ndarray]) -> bytes | None:
-    """Validation accuracy per epoch, averaged over each variant's seeds."""
+    """Validation accuracy per epoch, averaged over each variant's seeds; a triangle marks the
+    first epoch of each activation a variant's activation_schedule switches to."""
     from matplotlib.ticker import MaxNLocator
 
     if not curves:
@@ -96,6 +103,7 @@ def curves_plot(rows: Sequence[VariantSummary], curves: dict[int, np.ndarray]) -
     fig = plots.new_figure(9, 4.8)
     ax = fig.subplots()
     colours = [f"C{k}" for k in range(10)]
+    switched = False
     for k, (index, curve) in enumerate(sorted(curves.items())):
         ax.plot(
             np.arange(1, len(curve) + 1),
@@ -104,10 +112,16 @@ def curves_plot(rows: Sequence[VariantSummary], curves: dict[int, np.ndarray]) -
             linestyle=("-", "--", ":")[(k // 10) % 3],
             label=variant_label(rows[index].options),
         )
+        starts = [int(s[0]) for s in rows[index].options.get("activation_schedule") or []]
+        starts = [e for e in starts if e < len(curve)]  # 0-based: epoch e + 1 is the first
+        if starts:
+            marks = 100 * curve[starts]
+            ax.plot(np.array(starts) + 1, marks, "v", color=colours[k % 10], markersize=8)
+            switched = True
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("validation accuracy (%), mean over seeds")
-    ax.set_title("Validation curves")
+    ax.set_title("Validation curves" + (" (triangles: activation switched)" if switched else ""))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return plots.figure_png(fig)
@@ -130,6 +144,87 @@ def mean_curves(rows: Sequence[VariantSummary], trials_dir: Path) -> dict[int, n
             padded[k, : len(s)] = s
         curves[index] = np.nanmean(padded, axis=0)  # early-stopped seeds drop out of later epochs
     return curves
+
+
+def kept_pixels(
+    rows: Sequence[VariantSummary], trials_dir: Path
+) -> tuple[list[np.ndarray], list[str]]:
+    """The raw pixels each variant that crops or keeps a pixel subset reads, as (h, w) bool
+    masks (its first done trial's, from the pipeline saved with its model), and their labels."""
+    masks, labels = [], []
+    for row in rows:
+        if not row.done:
+            continue
+        folder = trials_dir / row.done[0]["id"]
+        try:
+            config = json.loads((folder / "config.json").read_text())
+            if not (config.get("crop") or config.get("pixel_subset")):
+                continue
+            _, extra = load_model(folder / MODEL_FILE)
+            record = extra["pipeline"]
+            height, width = (int(side) for side in record["image_shape"])
+            pixels = input_pixels(restore_pipeline(config, record), (height, width))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, DigitlabError):
+            continue  # a trial without a model file or pipeline: nothing to draw
+        mask = np.zeros(height * width, dtype=bool)
+        mask[pixels] = True
+        masks.append(mask.reshape(height, width))
+        labels.append(variant_label(row.options))
+    return masks, labels
+
+
+def pixels_plot(rows: Sequence[VariantSummary], trials_dir: Path) -> bytes | None:
+    """kept_pixels side by side; None when no variant selects pixels."""
+    masks, labels = kept_pixels(rows, trials_dir)
+    if not masks or len({mask.shape for mask in masks}) > 1:
+        return None
+    title = "pixels each variant keeps (black; its first seed's run)"
+    labels = [label.replace(" ", "\n") for label in labels]
+    return plots.labelled_tiles_plot(np.stack(masks), labels, title)
+
+
+def augmented_plot(rows: Sequence[VariantSummary], trials_dir: Path) -> bytes | None:
+    """For each variant that augments, a test image and four variants of it as its first done
+    trial's settings make them (fill included), drawn with a fixed seed; the same test image
+    in every row when the trials' saved examples share one. None if no variant augments."""
+    found = []  # (label, settings, pixel range, test indices, their images, image shape)
+    for row in rows:
+        if not row.done:
+            continue
+        folder = trials_dir / row.done[0]["id"]
+        try:
+            config = json.loads((folder / "config.json").read_text())
+            if not config.get("augment"):
+                continue
+            _, extra = load_model(folder / MODEL_FILE)
+            black, white = extra["pipeline"].get("pixel_range", (0.0, 1.0))
+            with np.load(folder / "predictions.npz", allow_pickle=False) as arrays:
+                shape = tuple(int(side) for side in arrays["image_shape"])
+                examples, images = arrays["test_examples"], arrays["test_example_images"]
+        except (OSError, ValueError, KeyError, TypeError, DigitlabError):
+            continue  # a trial without its model or predictions: nothing to draw
+        if len(shape) != 2 or not len(examples):
+            continue
+        span = (float(black), float(white))
+        found.append((variant_label(row.options), config, span, examples, images, shape))
+    if not found or len({item[-1] for item in found}) > 1:
+        return None
+    shared = set.intersection(*(set(item[3].tolist()) for item in found))
+    tiles, labels = [], []
+    for label, config, span, examples, images, shape in found:
+        pick = int(np.flatnonzero(examples == min(shared))[0]) if shared else 0
+        augment = build_augment(
+            config["augment"],
+            (shape[0], shape[1]),
+            np.random.default_rng(0),
+            background="max" if config.get("invert") else "min",
+            pixel_range=span,
+        )
+        grid = augment_examples(images[pick : pick + 1], augment, (shape[0], shape[1]), 1, 4)
+        tiles.extend(grid[0])
+        labels += ["", "", label, "", ""]  # over the middle of its row
+    title = "a test image and four augmented variants, per variant (fixed seed)"
+    return plots.labelled_tiles_plot(np.stack(tiles), labels, title, columns=5)
 
 
 def tests_text(row: VariantSummary) -> str:
@@ -163,6 +258,8 @@ def summary_html(
     pngs = {
         "Test accuracy per variant": accuracy_plot(rows),
         "Validation curves": curves_plot(rows, mean_curves(rows, trials_dir)),
+        "Input pixels per variant": pixels_plot(rows, trials_dir),
+        "Augmented images per variant": augmented_plot(rows, trials_dir),
     }
     head = "".join(f"<th>{escape(h)}</th>" for h in ("#", *keys)) + "".join(
         f"<th>{h}</th>"
