@@ -224,3 +224,11 @@ def test_limits_are_off_by_default_and_positive():
     with pytest.raises(ConfigError, match="max_norm must be > 0, got 0"):
         fit(model, x, y, get_optimizer("sgd", 0.1), options(1, 0.1, max_norm=0),
             rng=np.random.default_rng(0))  # fmt: skip
+
+
+def test_limits_that_never_bind_leave_training_bit_identical():
+    plain, _, _ = run(seed=3, epochs=2)
+    loose, _, _ = run(seed=3, epochs=2, clip_grad_norm=1e9, max_norm=1e9)
+    np.testing.assert_array_equal(plain.theta, loose.theta)
+    tight, _, _ = run(seed=3, epochs=2, clip_grad_norm=1e-3)
+    assert not np.array_equal(plain.theta, tight.theta)  # and one that binds changes them
