@@ -41,6 +41,16 @@ EXPECTED = {
     ("lr_search", 0): {"near chance", "update ratio too low"},
     ("lr_search", 1): {"class collapse", "dead units"},  # lr 10: the ReLUs die, one class
     **{("lr_search", variant): set() for variant in (2, 3, 4)},  # each hidden size at lr 0.1
+    # M14/M16 at 150 epochs (the 500-epoch arms are left to the sweep): the batch-max softmax
+    # underflows at epoch 68; clipping raises loss spikes with either loss; max_norm 3 kills
+    # the ReLU units (one class) with either loss
+    ("m16_clipping", 0): {"diverges"},
+    ("m16_clipping", 1): {"loss spikes"},
+    ("m16_clipping", 2): {"class collapse", "dead units", "update ratio too low"},
+    ("m16_clipping", 3): {"loss spikes"},
+    ("m16_clipping", 4): set(),
+    ("m16_clipping", 5): {"loss spikes"},
+    ("m16_clipping", 6): {"class collapse", "dead units"},
 }
 
 
@@ -57,7 +67,8 @@ def digits_runs():
         _, trials = plan(read_sweep(sweep))
         first_seed = [t for t in trials if t.seed == trials[0].seed]
         for number, trial in enumerate(first_seed):
-            if trial.values.get("data") == "digits":
+            # arms of 500 epochs and more (m16_clipping's long runs) take too long here
+            if trial.values.get("data") == "digits" and trial.values.get("epochs", 0) < 500:
                 key = (sweep.stem, number)
                 yield pytest.param(trial.values, key, id=f"{sweep.stem}-{number}")
 

@@ -54,9 +54,15 @@ def test_recipe_runs_one_short_epoch(recipe, tmp_path, stranger):
 
 
 # Sweep variants whose first seed diverges in its first epoch, as the README reports (Q1: max(z, -1)
-# with He init at depth 10; Q13: abs at depth 6, where He init doubles the variance per layer).
+# with He init at depth 10, and with biases at +1 from depth 6; ReLU with biases at +1 at depth 10;
+# Q13: abs at depth 6, where He init doubles the variance per layer).
 DIVERGES = {
-    "q1_shifted_relu": [{"activation": "shifted_relu", "hidden": [32] * 10, "dropout": 0.0}],
+    "q1_shifted_relu": [
+        {"activation": "shifted_relu", "hidden": [32] * 10, "dropout": 0.0},
+        {"activation": "shifted_relu", "bias_init": 1.0, "hidden": [32] * 6, "dropout": 0.0},
+        {"activation": "shifted_relu", "bias_init": 1.0, "hidden": [32] * 10},
+        {"activation": "relu", "bias_init": 1.0, "hidden": [32] * 10, "dropout": 0.0},
+    ],
     "q13_exotic_depth": [{"activation": "abs", "hidden": [32] * 6}],
 }
 

@@ -157,3 +157,32 @@ def test_parameter_count_of_the_book_net():
     spec = mlp_spec([100], 10, "sigmoid", shared_bias=True)
     shared = build_model(spec, 784, np.random.default_rng(0))
     assert shared.theta.size == 79_510 - 9  # one output bias instead of ten
+
+
+def test_bias_init_starts_hidden_biases_at_the_constant_and_the_output_at_zero():
+    spec = mlp_spec([5, 4], 3, "relu", bias_init=1.0)
+    model = build_model(spec, 6, np.random.default_rng(0), np.float32)
+    dense = [lay for lay in model.layers if lay.name.startswith("dense")]
+    np.testing.assert_array_equal(dense[0].params["b"], np.ones(5, np.float32))
+    np.testing.assert_array_equal(dense[1].params["b"], np.ones(4, np.float32))
+    np.testing.assert_array_equal(dense[2].params["b"], np.zeros(3, np.float32))
+    assert [lay.init for lay in dense] == ["he, bias 1", "he, bias 1", "xavier"]
+    # the weights are drawn as without it: the constant takes no random numbers
+    plain = build_model(mlp_spec([5, 4], 3, "relu"), 6, np.random.default_rng(0), np.float32)
+    np.testing.assert_array_equal(model.layers[0].params["w"], plain.layers[0].params["w"])
+    assert "bias_init" not in mlp_spec([5], 3, "relu")[0]  # 0 is the default and not written
+
+
+def test_bias_init_in_a_layer_table_and_its_bad_values():
+    rng = np.random.default_rng(0)
+    model = build_model([{"type": "dense", "units": 3, "bias_init": -0.5}], 4, rng, np.float64)
+    np.testing.assert_array_equal(model.layers[0].params["b"], [-0.5, -0.5, -0.5])
+    for spec, message in [
+        ({"bias_init": 1.0, "bias_std": 0.1}, "bias_init .* or bias_std .*, not both"),
+        ({"bias_init": float("nan")}, "bias_init must be a finite number, got nan"),
+        ({"bias_init": "one"}, "bad spec"),
+        ({"bias_std": -1.0}, "bias_std must be a number >= 0"),
+    ]:
+        with pytest.raises(ConfigError, match=message) as caught:
+            build_model([{"type": "dense", "units": 3, **spec}], 4, rng)
+        assert "\n" not in str(caught.value)

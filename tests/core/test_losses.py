@@ -104,3 +104,30 @@ def test_sigmoid_cross_entropy_is_nielsens_network2_cost():
     value, grad = get_loss("sigmoid_cross_entropy")(logits, y)
     np.testing.assert_allclose(value, plain, rtol=1e-12)
     np.testing.assert_allclose(grad, (a - t) / 7, rtol=1e-12, atol=1e-15)
+
+
+def test_the_batch_max_plugin_is_exact_until_a_row_underflows(monkeypatch):
+    """M14's bug (recipes/plugins/batch_max_softmax.py) agrees with ours while every row stays
+    within float32's range of the batch's largest logit, and turns non-finite past it."""
+    import runpy
+    from pathlib import Path
+
+    import digitlab.core.losses as losses
+
+    monkeypatch.setattr(losses, "LOSSES", dict(LOSSES))  # the plugin registers into a copy
+    plugin = Path(__file__).parents[2] / "recipes" / "plugins" / "batch_max_softmax.py"
+    batch_max = runpy.run_path(str(plugin))["batch_max_softmax"]
+    ours = get_loss("softmax_cross_entropy")
+    rng = np.random.default_rng(0)
+    logits = (rng.standard_normal((6, 4)) * 5).astype(np.float32)
+    logits[0] += 60  # 60 above the others: still exact in float32
+    y = np.array([0, 1, 2, 3, 0, 1])
+    value, grad = batch_max(logits.copy(), y)
+    expected_value, expected_grad = ours(logits, y)
+    assert value == pytest.approx(expected_value, rel=1e-5)
+    np.testing.assert_allclose(grad, expected_grad, atol=1e-6)
+    logits[0] += 60  # now 120 above: the other rows' exponentials underflow to zero
+    value, grad = batch_max(logits.copy(), y)
+    assert not np.isfinite(value) and np.isnan(grad[1:]).all()
+    expected_value, expected_grad = ours(logits, y)
+    assert np.isfinite(expected_value) and np.isfinite(expected_grad).all()

@@ -201,3 +201,25 @@ def test_bad_values_are_config_errors():
         get_optimizer("adamm", 0.1)
     with pytest.raises(ConfigError, match="optimizer 'sgd'"):
         get_optimizer("sgd", 0.1, momentum=0.9)
+
+
+def test_clip_grad_norm_scales_the_whole_gradient_exactly():
+    from digitlab.core.optim import clip_grad_norm
+
+    g = np.array([3.0, -4.0, 0.0, 12.0])  # norm 13
+    assert clip_grad_norm(g, 6.5) == 13.0
+    np.testing.assert_array_equal(g, [1.5, -2.0, 0.0, 6.0])  # halved: the direction is kept
+    assert np.linalg.norm(g) == 6.5
+    small = np.array([0.3, 0.4], np.float32)
+    assert clip_grad_norm(small, 1.0) == pytest.approx(0.5)
+    np.testing.assert_array_equal(small, np.array([0.3, 0.4], np.float32))  # within: untouched
+    assert small.dtype == np.float32
+
+
+def test_limit_unit_norms_caps_each_column_and_keeps_the_short_ones():
+    from digitlab.core.optim import limit_unit_norms
+
+    w = np.array([[3.0, 0.1, 0.0], [4.0, 0.2, 0.0]])  # column norms 5, ~0.22, 0
+    limit_unit_norms([w], 2.0)
+    np.testing.assert_allclose(w[:, 0], [1.2, 1.6])  # 5 -> 2, same direction
+    np.testing.assert_array_equal(w[:, 1:], [[0.1, 0.0], [0.2, 0.0]])

@@ -2,12 +2,13 @@ import numpy as np
 import pytest
 
 from digitlab.core.evaluation import evaluate
+from digitlab.core.losses import get_loss
 from digitlab.core.model import build_model
-from digitlab.core.optim import get_optimizer
+from digitlab.core.optim import OPTIMIZERS, get_optimizer
 from digitlab.core.schedules import batch_size_schedule, get_schedule
 from digitlab.core.specs import mlp_spec
-from digitlab.core.train import TrainOptions, fit
-from digitlab.errors import DataError, NumericError
+from digitlab.core.train import TrainOptions, fit, hidden_dense_weights
+from digitlab.errors import ConfigError, DataError, NumericError
 
 
 def blobs(rng, n=300, k=3, d=6):
@@ -169,3 +170,65 @@ def test_an_unknown_loss_fails_before_training():
     with pytest.raises(ConfigError, match="unknown loss 'nope'"):
         fit(model, np.zeros((10, 5), np.float32), np.zeros(10, int), get_optimizer("sgd", 0.1),
             options(1, 0.1, 4, loss="nope"), rng=np.random.default_rng(0))  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_clipping_and_max_norm_work_with_every_optimizer(name):
+    x, y = blobs(np.random.default_rng(0))
+    model = build_model(mlp_spec([16, 8], 3, "relu"), 6, np.random.default_rng(0))
+    fit(model, x, y, get_optimizer(name, 0.05), options(2, 0.05, clip_grad_norm=0.5,
+        max_norm=0.9), rng=np.random.default_rng(0))  # fmt: skip
+    for w in hidden_dense_weights(model):
+        assert np.sqrt((w * w).sum(axis=0)).max() <= 0.9 * (1 + 1e-6)
+    assert np.isfinite(model.theta).all()
+
+
+def test_one_clipped_sgd_step_is_the_scaled_gradient():
+    x, y = blobs(np.random.default_rng(0), n=32)
+    model = build_model(mlp_spec([16], 3, "relu"), 6, np.random.default_rng(1), np.float64)
+    before = model.theta.copy()
+    model.backward(get_loss("softmax_cross_entropy")(model.forward(x, training=True), y)[1])
+    g = model.g.copy()
+    norm = np.linalg.norm(g)
+    limit = norm / 4  # so the clip acts
+    fit(model, x.astype(np.float64), y, get_optimizer("sgd", 0.1),
+        options(1, 0.1, clip_grad_norm=limit), rng=np.random.default_rng(0))  # fmt: skip
+    # the one batch is the whole set, so the step saw the same gradient
+    np.testing.assert_allclose(model.theta, before - 0.1 * g * (limit / norm), rtol=1e-12)
+
+
+def test_max_norm_puts_the_long_hidden_units_at_the_limit_and_leaves_the_output():
+    x, y = blobs(np.random.default_rng(0))
+    spec = mlp_spec([16, 8], 3, "relu", init="normal", init_params={"std": 1.0})
+    model = build_model(spec, 6, np.random.default_rng(0))
+    hidden = hidden_dense_weights(model)
+    assert [w.shape for w in hidden] == [(6, 16), (16, 8)]  # not the output layer's (8, 3)
+    output = model.layers[-1].params["w"]
+    column_norms = [np.sqrt((w * w).sum(axis=0)) for w in [*hidden, output]]
+    long = [norms > 2.6 for norms in column_norms]  # one small step cannot bring these below 2.5
+    short = [norms < 2.4 for norms in column_norms]
+    assert all(flags.any() for flags in long) and short[0].any()
+    fit(model, x, y, get_optimizer("sgd", 1e-3), options(1, 1e-3, len(x), max_norm=2.5),
+        rng=np.random.default_rng(0))  # fmt: skip
+    after = [np.sqrt((w * w).sum(axis=0)) for w in [*hidden, output]]
+    for norms, was_long, was_short in zip(after[:2], long[:2], short[:2], strict=True):
+        np.testing.assert_allclose(norms[was_long], 2.5, rtol=1e-6)  # renormalised to the limit
+        assert (norms[was_short] < 2.41).all()  # untouched by the limit
+    assert after[2][long[2]].min() > 2.59  # the output layer is not limited
+
+
+def test_limits_are_off_by_default_and_positive():
+    assert options(1, 0.1).clip_grad_norm is None and options(1, 0.1).max_norm is None
+    x, y = blobs(np.random.default_rng(0))
+    model = build_model(mlp_spec([4], 3, "relu"), 6, np.random.default_rng(0))
+    with pytest.raises(ConfigError, match="max_norm must be > 0, got 0"):
+        fit(model, x, y, get_optimizer("sgd", 0.1), options(1, 0.1, max_norm=0),
+            rng=np.random.default_rng(0))  # fmt: skip
+
+
+def test_limits_that_never_bind_leave_training_bit_identical():
+    plain, _, _ = run(seed=3, epochs=2)
+    loose, _, _ = run(seed=3, epochs=2, clip_grad_norm=1e9, max_norm=1e9)
+    np.testing.assert_array_equal(plain.theta, loose.theta)
+    tight, _, _ = run(seed=3, epochs=2, clip_grad_norm=1e-3)
+    assert not np.array_equal(plain.theta, tight.theta)  # and one that binds changes them

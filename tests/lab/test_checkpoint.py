@@ -63,6 +63,18 @@ def test_augmented_run_resumes_bit_identical(tmp_path):
     assert_same_weights(tmp_path / "whole", tmp_path / "cut")
 
 
+def test_clipped_max_norm_run_resumes_bit_identical(tmp_path):
+    config = {**CONFIG, "epochs": 3, "clip_grad_norm": 0.5, "max_norm": 1.0}
+    run(make_config(config), tmp_path / "whole")
+    batches = iter(range(60))
+    with pytest.raises(Interrupted):
+        run(make_config(config), tmp_path / "cut", should_stop=lambda: next(batches, None) is None)
+    run(make_config({}), tmp_path / "cut", resume=True)
+    assert_same_weights(tmp_path / "whole", tmp_path / "cut")
+    w = weights(tmp_path / "whole")["dense1.w"]
+    assert np.sqrt((w * w).sum(axis=0)).max() <= 1.0 + 1e-6  # the limit held to the end
+
+
 @pytest.mark.parametrize("stop_after", [1, 45, 100])  # batches: inside epochs 1, 2 and 3
 def test_stop_mid_epoch_then_resume_is_bit_identical(tmp_path, uninterrupted, stop_after):
     batches = iter(range(stop_after))

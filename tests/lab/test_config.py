@@ -42,6 +42,12 @@ def test_entries_take_names_or_tables():
         ({"spilt": "book"}, "spilt: Extra inputs are not permitted"),
         ({"dropout": 1.0}, "dropout"),
         ({"loss": "hinge"}, "unknown loss 'hinge'"),
+        ({"bias_init": 1.0, "bias_std": 0.1}, "give bias_init .* or bias_std .*, not both"),
+        ({"bias_init": float("inf")}, "bias_init: Input should be a finite number"),
+        ({"bias_init": "one"}, "bias_init: Input should be a valid number"),
+        ({"clip_grad_norm": 0}, "clip_grad_norm: Input should be greater than 0"),
+        ({"max_norm": -1.0}, "max_norm: Input should be greater than 0"),
+        ({"max_norm": float("nan")}, "max_norm: Input should be a finite number"),
     ],
 )
 def test_bad_values_are_one_line_config_errors(values, message):

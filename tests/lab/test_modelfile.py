@@ -79,3 +79,13 @@ def test_interrupted_save_leaves_previous_model(tmp_path, tiny_model, monkeypatc
         save_model(tiny_model, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+def test_bias_init_round_trips(tmp_path, rng):
+    model = build_model(mlp_spec([4], 3, "relu", bias_init=1.0), 5, rng, np.float32)
+    model.layers[0].params["b"][0] = 2.5  # a trained bias is saved, not the initial constant
+    loaded, _ = load_model(save_model(model, tmp_path / "m.npz"))
+    assert loaded.describe() == model.describe()
+    assert loaded.describe()["layers"][0]["bias_init"] == 1.0
+    np.testing.assert_array_equal(loaded.layers[0].params["b"], [2.5, 1, 1, 1])
+    assert loaded.layers[0].init == "he, bias 1"

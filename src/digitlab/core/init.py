@@ -1,7 +1,8 @@
 """Weight initialisers: a registry of functions (rng, n_in, n_out, dtype, **params) -> w.
 
 w has shape (n_in, n_out). Biases start at zero unless a Dense layer is given a `bias_std` (the
-fastai-style 8x8 experiments draw weights and biases from N(0, 0.1^2)).
+fastai-style 8x8 experiments draw weights and biases from N(0, 0.1^2)) or a constant `bias_init`
+(Perrotta's ReLU with biases at +1); not both.
 """
 
 from __future__ import annotations

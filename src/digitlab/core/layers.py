@@ -16,6 +16,7 @@ the chain) is core/model.py; the description is what a saved model stores beside
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -117,14 +118,20 @@ def _dense(
     init_name = spec.get("init", "xavier")
     w = get_initialiser(init_name)(rng, n_in, units, dtype, **spec.get("init_params", {}))
     bias_std = float(spec.get("bias_std", 0.0))
+    bias_init = float(spec.get("bias_init", 0.0))
+    if not (math.isfinite(bias_std) and bias_std >= 0):
+        raise ConfigError(f"bias_std must be a number >= 0, got {bias_std}")
+    if not math.isfinite(bias_init):
+        raise ConfigError(f"bias_init must be a finite number, got {bias_init}")
+    if bias_std and bias_init:
+        raise ConfigError("give bias_init (a constant) or bias_std (random biases), not both")
     n_bias = 1 if spec.get("shared_bias", False) else units
-    b = (
-        (rng.standard_normal(n_bias) * bias_std).astype(dtype)
-        if bias_std
-        else np.zeros(n_bias, dtype)
-    )
+    if bias_std:
+        b = (rng.standard_normal(n_bias) * bias_std).astype(dtype)
+    else:
+        b = np.full(n_bias, bias_init, dtype)
     dense = Dense(w, b)
-    dense.init = init_name
+    dense.init = f"{init_name}, bias {bias_init:g}" if bias_init else init_name
     return dense, (units,)
 
 

@@ -8,6 +8,9 @@ scales): the L1/L2 penalties and decoupled weight decay act through it, so they 
 bias. The state is flat arrays shaped like theta (velocity, moments) plus the step count;
 `state_dict`/`load_state_dict` serve checkpoints (which store it by parameter name).
 
+Two stateless limits on a step live here as plain functions that training calls around it:
+`clip_grad_norm` (on g, before) and `limit_unit_norms` (on the weights, after).
+
 To train part of a model, step a slice: the layout orders the parameters layer by layer, so
 `step(theta[k:], g[k:], mask[k:])` leaves everything before offset k as it is.
 """
@@ -65,6 +68,27 @@ class Optimizer:
         self.learning_rate = state["learning_rate"]
         self.steps = int(state.get("steps", 0))
         self.state = {key: np.array(value) for key, value in state["arrays"].items()}
+
+
+def clip_grad_norm(g: np.ndarray, max_norm: float) -> float:
+    """Scale g in place so that its L2 norm (one norm over every parameter) is at most max_norm;
+    returns the norm before. The direction is kept: g *= max_norm / ||g|| when ||g|| > max_norm.
+    """
+    norm = float(np.linalg.norm(g))
+    if norm > max_norm:
+        g *= g.dtype.type(max_norm / norm)
+    return norm
+
+
+def limit_unit_norms(weights: list[np.ndarray], max_norm: float) -> None:
+    """Max-norm: rescale in place each unit's incoming weight vector (a column of w, shape
+    (n_in, n_out)) whose L2 norm exceeds max_norm down to max_norm; shorter ones are kept.
+
+    Srivastava et al. 2014, section 5.1, https://jmlr.org/papers/v15/srivastava14a.html
+    """
+    for w in weights:
+        norms = np.sqrt(np.einsum("ij,ij->j", w, w))
+        w *= max_norm / np.maximum(norms, max_norm)  # 1 for the columns within the limit
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {}

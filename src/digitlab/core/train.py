@@ -20,9 +20,10 @@ from digitlab.core.arrays import as_model_data
 from digitlab.core.evaluation import Evaluation, History, evaluate
 from digitlab.core.guards import loss_problem
 from digitlab.core.hooks import BatchCallback, EpochCallback, EpochStart, Monitor, Step
+from digitlab.core.layers import Dense
 from digitlab.core.losses import get_loss
-from digitlab.core.optim import Optimizer
-from digitlab.errors import NumericError
+from digitlab.core.optim import Optimizer, clip_grad_norm, limit_unit_norms
+from digitlab.errors import ConfigError, NumericError
 
 
 @dataclass
@@ -52,7 +53,9 @@ class TrainOptions:
     the best weights are put back. A loss over `divergence` x max(first batch's loss, 1), or a
     non-finite one, stops training (None: only non-finite losses do). `augment`, if given, maps
     each training batch to a randomly altered copy (it draws from its own generator, so that
-    shuffling is the same with and without it).
+    shuffling is the same with and without it). `clip_grad_norm` scales the whole gradient down
+    to that L2 norm before each step; `max_norm` caps, after each step, the L2 norm of every
+    hidden dense unit's incoming weights (not the output layer's). Both are stateless.
     """
 
     epochs: int
@@ -62,6 +65,8 @@ class TrainOptions:
     patience: int | None = None
     divergence: float | None = 1e4
     augment: Callable[[np.ndarray], np.ndarray] | None = None
+    clip_grad_norm: float | None = None
+    max_norm: float | None = None
 
 
 @dataclass
@@ -102,6 +107,10 @@ def fit(
     arose; the weights of the last finished epoch are put back first.
     """
     get_loss(options.loss)  # an unknown loss is a ConfigError before any work
+    for key in ("clip_grad_norm", "max_norm"):
+        limit = getattr(options, key)
+        if limit is not None and not limit > 0:
+            raise ConfigError(f"{key} must be > 0, got {limit}")
     x, y = as_model_data(model, x, y, "training")  # C-ordered, the model's dtype: see arrays.py
     if validation is not None:
         validation = as_model_data(model, *validation, "validation")
@@ -181,7 +190,11 @@ def _train_batch(
     step = Step(epoch, number, batches, value, logits, yb, model, optimizer)
     for monitor in hooks.monitors:
         monitor.before_update(step)
+    if options.clip_grad_norm is not None:  # the monitors above saw the gradient as it came
+        clip_grad_norm(model.g, options.clip_grad_norm)
     optimizer.step(model.theta, model.g, model.mask)
+    if options.max_norm is not None:
+        limit_unit_norms(hidden_dense_weights(model), options.max_norm)
     for monitor in hooks.monitors:
         monitor.after_update(step)
     state.batch = number
@@ -231,6 +244,12 @@ def _early_stopping(
         return False
     state.since_best += 1
     return state.since_best >= patience
+
+
+def hidden_dense_weights(model: Any) -> list[np.ndarray]:
+    """The weight matrices of every dense layer but the last (the output layer)."""
+    dense = [lay for lay in model.layers if isinstance(lay, Dense)]
+    return [lay.params["w"] for lay in dense[:-1]]
 
 
 def _copy_weights(model: Any) -> list[np.ndarray]:

@@ -159,6 +159,11 @@ class Config(BaseModel):
     )
     init: Entry | None = Field(None, description="Weight initialiser [per activation].")
     bias_std: float = Field(0.0, ge=0, description="Draw biases from N(0, std^2) (0: zeros).")
+    bias_init: float = Field(
+        0.0,
+        allow_inf_nan=False,
+        description="Hidden layers' biases start at this constant (the output's at 0).",
+    )
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout rate after each hidden layer.")
     shared_bias: bool = Field(
         False, description="One output bias shared by all classes (the dense key shared_bias)."
@@ -190,6 +195,20 @@ class Config(BaseModel):
     l2: float = Field(0.0, ge=0, description="L2 penalty coefficient (adds l2 * w to dw).")
     patience: int | None = Field(
         None, gt=0, description="Early stopping patience in epochs (best weights restored)."
+    )
+    clip_grad_norm: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Before each step, scale the gradient down to this L2 norm (over all "
+        "parameters at once).",
+    )
+    max_norm: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="After each step, cap each hidden unit's incoming weight vector at this L2 "
+        "norm (dense layers but the output).",
     )
     save_best_model: bool = Field(
         False,
@@ -310,6 +329,12 @@ class Config(BaseModel):
             raise ValueError(
                 f"batch_ramp {self.batch_ramp} is larger than batch_size {self.batch_size}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _one_bias_initialiser(self) -> Config:
+        if self.bias_init and self.bias_std:
+            raise ValueError("give bias_init (a constant) or bias_std (random biases), not both")
         return self
 
 

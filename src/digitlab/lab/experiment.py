@@ -197,6 +197,7 @@ def build_from_config(
             init=config.init.name if config.init else None,
             init_params=config.init.params if config.init else None,
             bias_std=config.bias_std,
+            bias_init=config.bias_init,
             dropout=config.dropout,
             output_activation=config.output_activation,
             shared_bias=config.shared_bias,
@@ -272,6 +273,8 @@ def train_session(
         loss=config.loss,
         patience=config.patience,
         divergence=config.divergence or None,
+        clip_grad_norm=config.clip_grad_norm,
+        max_norm=config.max_norm,
         augment=(
             build_augment(
                 config.augment,
