@@ -2,7 +2,11 @@
 
     pip install -e '.[bench]'
     python benchmarks/cnn_speed.py --data-dir DIR [--reps 5] [--images 12800]
-        [--threads 2]
+        [--threads 2] [--profile]
+
+With --profile, digitlab alone trains `reps` slices in this process, and its time per step is
+split by phase: each layer's forward and backward (a convolution's im2col copy apart from its
+products), the loss, the optimizer, the monitors and the rest of the loop.
 
 The network: Conv 32@3x3 - ReLU - MaxPool 2 - Conv 64@3x3 - ReLU - MaxPool 2 - Flatten -
 Dense 128 - ReLU - Dense 10 (no padding), trained with plain SGD at batch 128 on standardised
@@ -131,14 +135,68 @@ def worker(framework: str, data_dir: str, images: int, threads: int) -> None:
     serve({"train": train}, {"kernel": blas_kernel()})
 
 
+def profile(data_dir: str, images: int, threads: int, reps: int) -> None:
+    """digitlab's time per step by phase (see the module's docstring), as a table."""
+    from collections import defaultdict
+
+    from digitlab.core import conv, losses
+
+    x, y, _, _ = load_mnist(data_dir)
+    case = DigitlabCase(threads, images)
+    spent: dict[str, float] = defaultdict(float)
+
+    def timed(key: str, f: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                spent[key] += time.perf_counter() - started
+
+        return run
+
+    for node in case.model.nodes:
+        for method in ("forward", "backward"):
+            key = f"{node.name} {method}"
+            setattr(node.layer, method, timed(key, getattr(node.layer, method)))
+    conv.im2col = timed("conv im2col (inside the conv forwards)", conv.im2col)
+    loss = "softmax_cross_entropy"
+    losses.LOSSES[loss] = timed("loss", losses.LOSSES[loss])
+    case.optimizer.step = timed("optimizer", case.optimizer.step)  # type: ignore[method-assign]
+    for monitor in case.monitors:
+        for method in ("before_update", "after_update", "end_epoch"):
+            setattr(monitor, method, timed("monitors", getattr(monitor, method)))
+    case.train(x[:images], y[:images])  # warm-up
+    spent.clear()
+    total = 0.0
+    for k in range(reps):
+        start = (k + 1) * images % (len(x) - images)
+        total += case.train(x[start : start + images], y[start : start + images])[0]
+    steps = reps * -(-images // BATCH)
+    inside = "conv im2col (inside the conv forwards)"
+    spent["rest of the loop (batches, bookkeeping)"] = total - sum(
+        v for key, v in spent.items() if key != inside
+    )
+    print(f"digitlab, {threads} BLAS threads, {reps} x {images:,} images ({blas_kernel()})\n")
+    print("| phase | ms per step | share |")
+    print("|---|---|---|")
+    for key, seconds in sorted(spent.items(), key=lambda item: -item[1]):
+        print(f"| {key} | {1e3 * seconds / steps:.2f} | {seconds / total:.0%} |")
+    print(f"| **step** | **{1e3 * total / steps:.2f}** | 100% |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_dir(parser)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--images", type=int, default=12_800, help="training images per rep")
     parser.add_argument("--threads", type=int, default=2, help="BLAS / PyTorch threads")
+    parser.add_argument("--profile", action="store_true", help="digitlab's step by phase")
     parser.add_argument("--child", choices=FRAMEWORKS)
     args = parser.parse_args()
+    if args.profile:
+        profile(args.data_dir, args.images, args.threads, args.reps)
+        return
     if args.child:
         worker(args.child, args.data_dir, args.images, args.threads)
         return
