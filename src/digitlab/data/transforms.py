@@ -228,7 +228,8 @@ def to_float(holder: list[np.ndarray], dtype: npt.DTypeLike) -> np.ndarray:
     bytes, pixel i's output ends at byte k(i + 1) and the input still to read starts at byte
     (k - 1)n + i + 1, which is no earlier, as i < n. (NumPy buffers the overlap within a chunk.)
     So the training set is never held twice: `digitlab train` on MNIST holds 1.50x the float32
-    training set once loaded, and peaked at 1.56x instead of 1.67x (1.52x since evaluation works in chunks: PERFORMANCE.md).
+    training set once loaded, and peaked at 1.56x instead of 1.67x (1.52x since evaluation
+    works in chunks: benchmarks/PERFORMANCE.md).
     """
     x = holder.pop()
     dtype = np.dtype(dtype)
