@@ -53,23 +53,23 @@ def uninterrupted(tmp_path_factory):
     return folder
 
 
-def test_augmented_run_resumes_bit_identical(tmp_path):
-    config = {**CONFIG, "epochs": 3, "augment": {"shift": 1, "rotate": 10, "elastic_alpha": 8}}
+def whole_and_resumed(config: dict, tmp_path) -> None:
+    """tmp_path/whole trained straight through; tmp_path/cut stopped after 60 batches, resumed."""
     run(make_config(config), tmp_path / "whole")
     batches = iter(range(60))
     with pytest.raises(Interrupted):
         run(make_config(config), tmp_path / "cut", should_stop=lambda: next(batches, None) is None)
     run(make_config({}), tmp_path / "cut", resume=True)
+
+
+def test_augmented_run_resumes_bit_identical(tmp_path):
+    config = {**CONFIG, "epochs": 3, "augment": {"shift": 1, "rotate": 10, "elastic_alpha": 8}}
+    whole_and_resumed(config, tmp_path)
     assert_same_weights(tmp_path / "whole", tmp_path / "cut")
 
 
 def test_clipped_max_norm_run_resumes_bit_identical(tmp_path):
-    config = {**CONFIG, "epochs": 3, "clip_grad_norm": 0.5, "max_norm": 1.0}
-    run(make_config(config), tmp_path / "whole")
-    batches = iter(range(60))
-    with pytest.raises(Interrupted):
-        run(make_config(config), tmp_path / "cut", should_stop=lambda: next(batches, None) is None)
-    run(make_config({}), tmp_path / "cut", resume=True)
+    whole_and_resumed({**CONFIG, "epochs": 3, "clip_grad_norm": 0.5, "max_norm": 1.0}, tmp_path)
     assert_same_weights(tmp_path / "whole", tmp_path / "cut")
     w = weights(tmp_path / "whole")["dense1.w"]
     assert np.sqrt((w * w).sum(axis=0)).max() <= 1.0 + 1e-6  # the limit held to the end

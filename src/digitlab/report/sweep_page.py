@@ -10,7 +10,7 @@ self-contained file.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -146,6 +146,20 @@ def mean_curves(rows: Sequence[VariantSummary], trials_dir: Path) -> dict[int, n
     return curves
 
 
+def first_trial(
+    row: VariantSummary, trials_dir: Path, wanted: Callable[[dict[str, Any]], bool]
+) -> tuple[Path, dict[str, Any]] | None:
+    """A variant's first done trial's folder and config, when its config is `wanted`."""
+    if not row.done:
+        return None
+    folder = trials_dir / row.done[0]["id"]
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return (folder, config) if isinstance(config, dict) and wanted(config) else None
+
+
 def kept_pixels(
     rows: Sequence[VariantSummary], trials_dir: Path
 ) -> tuple[list[np.ndarray], list[str]]:
@@ -153,13 +167,11 @@ def kept_pixels(
     masks (its first done trial's, from the pipeline saved with its model), and their labels."""
     masks, labels = [], []
     for row in rows:
-        if not row.done:
+        first = first_trial(row, trials_dir, lambda c: bool(c.get("crop") or c.get("pixel_subset")))
+        if first is None:
             continue
-        folder = trials_dir / row.done[0]["id"]
+        folder, config = first
         try:
-            config = json.loads((folder / "config.json").read_text())
-            if not (config.get("crop") or config.get("pixel_subset")):
-                continue
             _, extra = load_model(folder / MODEL_FILE)
             record = extra["pipeline"]
             height, width = (int(side) for side in record["image_shape"])
@@ -189,13 +201,11 @@ def augmented_plot(rows: Sequence[VariantSummary], trials_dir: Path) -> bytes | 
     in every row when the trials' saved examples share one. None if no variant augments."""
     found = []  # (label, settings, pixel range, test indices, their images, image shape)
     for row in rows:
-        if not row.done:
+        first = first_trial(row, trials_dir, lambda c: bool(c.get("augment")))
+        if first is None:
             continue
-        folder = trials_dir / row.done[0]["id"]
+        folder, config = first
         try:
-            config = json.loads((folder / "config.json").read_text())
-            if not config.get("augment"):
-                continue
             _, extra = load_model(folder / MODEL_FILE)
             black, white = extra["pipeline"].get("pixel_range", (0.0, 1.0))
             with np.load(folder / "predictions.npz", allow_pickle=False) as arrays:
