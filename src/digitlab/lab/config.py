@@ -155,7 +155,8 @@ class Config(BaseModel):
     activation_schedule: list[tuple[int, Entry]] | None = Field(
         None,
         description='Switch the hidden activation after N epochs: [[10, "relu"]] (a flag: '
-        "10:relu,20:tanh; parameters in TOML: [10, {name = ..., slope = 0.1}]).",
+        "10:relu,20:tanh; parameters in TOML: [10, {name = ..., slope = 0.1}]). Layers keep "
+        "their names: a switched sigmoid1 computes relu.",
     )
     init: Entry | None = Field(None, description="Weight initialiser [per activation].")
     bias_std: float = Field(0.0, ge=0, description="Draw biases from N(0, std^2) (0: zeros).")
