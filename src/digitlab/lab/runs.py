@@ -75,8 +75,11 @@ _REASONS = {
 }
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
-    """Call write(file) on a temporary file beside `path`, fsync it, then rename it to `path`.
+def atomic_write(
+    path: str | os.PathLike[str], write: Callable[[IO[bytes]], None], sync: bool = True
+) -> Path:
+    """Call write(file) on a temporary file beside `path`, fsync it (unless not `sync`), then
+    rename it to `path`.
 
     A failure (a full disk, a file-size limit, a folder deleted or made read-only) leaves the
     previous file as it was and no temporary file, and is a one-line StorageError.
@@ -90,7 +93,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
             os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file a normal mode
             write(handle)
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException as error:
         if tmp is not None:
@@ -108,19 +112,19 @@ def _umask() -> int:
     return mask
 
 
-def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+def write_bytes(path: str | os.PathLike[str], data: bytes, sync: bool = True) -> Path:
     def write(handle: IO[bytes]) -> None:
         handle.write(data)
 
-    return atomic_write(path, write)
+    return atomic_write(path, write, sync)
 
 
-def write_text(path: str | os.PathLike[str], text: str) -> Path:
-    return write_bytes(path, text.encode())
+def write_text(path: str | os.PathLike[str], text: str, sync: bool = True) -> Path:
+    return write_bytes(path, text.encode(), sync)
 
 
-def write_json(path: str | os.PathLike[str], data: Any) -> Path:
-    return write_text(path, json.dumps(data, indent=2, default=_jsonable) + "\n")
+def write_json(path: str | os.PathLike[str], data: Any, sync: bool = True) -> Path:
+    return write_text(path, json.dumps(data, indent=2, default=_jsonable) + "\n", sync)
 
 
 def write_jsonl(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> Path:
@@ -267,14 +271,15 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def append_jsonl(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
-    """Append one whole JSON line to `path`, flushed and fsynced (readers skip a torn one)."""
-    append_line(Path(path), (json.dumps(record, default=_jsonable) + "\n").encode())
+def append_jsonl(path: str | os.PathLike[str], record: dict[str, Any], sync: bool = True) -> None:
+    """Append one whole JSON line to `path`, flushed and fsynced unless not `sync` (readers skip
+    a torn one)."""
+    append_line(Path(path), (json.dumps(record, default=_jsonable) + "\n").encode(), sync)
 
 
-def append_line(path: Path, line: bytes) -> None:
-    """Append `line` whole, fsynced; on a failure (a full disk) the file is cut back to its
-    previous length, so it is left as it was, and the error is one line."""
+def append_line(path: Path, line: bytes, sync: bool = True) -> None:
+    """Append `line` whole, fsynced unless not `sync`; on a failure (a full disk) the file is cut
+    back to its previous length, so it is left as it was, and the error is one line."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         try:
@@ -283,7 +288,8 @@ def append_line(path: Path, line: bytes) -> None:
                 view = memoryview(line)
                 while view:  # unbuffered: nothing is left to be written later, at close
                     view = view[os.write(fd, view) :]
-                os.fsync(fd)
+                if sync:
+                    os.fsync(fd)
             except OSError:
                 with contextlib.suppress(OSError):
                     os.ftruncate(fd, size)
@@ -299,6 +305,11 @@ class LiveRun:
 
     `start` (re)writes the history so far, `epoch` is an epoch callback appending one line,
     `mark` records its state (and how it ended). The status file is tiny and rewritten atomically.
+
+    An epoch's two writes are not fsynced: readers (the studio, `digitlab report`) see them at
+    once, a killed process keeps them, and a run's end writes its history again, fsynced; only
+    a machine that crashes mid-run can lose the last lines. Two fsyncs an epoch took 0.65 ms,
+    9% of an 8x8-digits epoch, and more when two sweep workers wait for each other's.
     """
 
     def __init__(self, folder: Path, epochs: int) -> None:
@@ -317,11 +328,14 @@ class LiveRun:
     def start(self, records: list[dict[str, Any]], epochs: int | None = None) -> None:
         """Write the history so far (empty for a fresh run, restored for a resumed one)."""
         write_jsonl(self.folder / HISTORY_FILE, records)
-        self._update(epoch=len(records), **({"epochs": epochs} if epochs else {}))
+        fields: dict[str, Any] = {"epoch": len(records)}
+        if epochs:
+            fields["epochs"] = epochs
+        self._update(**fields)
 
     def epoch(self, record: dict[str, Any], model: Any = None) -> None:
-        append_jsonl(self.folder / HISTORY_FILE, record)
-        self._update(epoch=int(record.get("epoch", self.status["epoch"] + 1)))
+        append_jsonl(self.folder / HISTORY_FILE, record, sync=False)
+        self._update(epoch=int(record.get("epoch", self.status["epoch"] + 1)), sync=False)
 
     def mark(self, state: str, error: BaseException | str | None = None) -> None:
         """Record the run's state; when it ended with an error that may be a full disk or a
@@ -340,9 +354,9 @@ class LiveRun:
             with contextlib.suppress(OSError):
                 (self.folder / name).unlink(missing_ok=True)
 
-    def _update(self, **fields: Any) -> None:
+    def _update(self, sync: bool = True, **fields: Any) -> None:
         self.status.update(fields, updated=now_iso())
-        write_json(self.folder / STATUS_FILE, self.status)
+        write_json(self.folder / STATUS_FILE, self.status, sync)
 
 
 def process_alive(pid: int) -> bool:
