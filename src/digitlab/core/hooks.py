@@ -19,7 +19,6 @@ import numpy as np
 
 from digitlab.core.activations import check_params, get_activation
 from digitlab.core.evaluation import Evaluation
-from digitlab.core.graph import named_nodes, topological_order
 from digitlab.core.layers import Activation
 from digitlab.core.optim import Optimizer
 
@@ -64,12 +63,8 @@ def set_hidden_activation(model: Any, name: str, params: dict[str, Any] | None =
     """
     entry, params = get_activation(name), dict(params or {})
     check_params(name, params)
-    named = named_nodes(model.spec)
-    output = next((n["name"] for n in named if n["name"] == "output"), named[-1]["name"])
-    # model.nodes are in this order (core/model.py: topological, the output last)
-    order = sorted(topological_order(named), key=lambda i: named[i]["name"] == output)
-    for i, node in zip(order, model.nodes, strict=True):
-        lay = node.layer
+    for node in model.nodes:
+        lay, i = node.layer, node.index
         if not isinstance(lay, Activation):
             continue
         if node.name != model.output:

@@ -38,6 +38,7 @@ class Node:
     layer: Layer
     inputs: list[str]
     spec: dict[str, Any] = field(default_factory=dict)  # the layer dict it was built from
+    index: int = -1  # that dict's place in the model's spec list (-1: built by hand)
 
 
 class Model:
@@ -211,7 +212,7 @@ def build_model(
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"{node_label(node['name'])} ({kind}): bad spec ({err})") from None
         shapes[node["name"]] = shape
-        nodes.append(Node(node["name"], lay, node["inputs"], layer_spec))
+        nodes.append(Node(node["name"], lay, node["inputs"], layer_spec, i))
     used = {name for node in named for name in node["inputs"]}
     unused = [node_label(n.name) for n in nodes if n.name not in used and n.name != output]
     if unused:
