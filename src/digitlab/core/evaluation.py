@@ -4,6 +4,7 @@ data fit a model, shared by both."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,12 +74,16 @@ class Evaluation:
         return evaluation_html(self)
 
 
+def logits_in_chunks(model: Any, x: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, the model's output) for x's rows a chunk of EVAL_CHUNK at a time, no
+    training caches; x as as_inputs makes it."""
+    for start in range(0, len(x), EVAL_CHUNK):
+        yield start, model.forward(x[start : start + EVAL_CHUNK], training=False)
+
+
 def predict_logits(model: Any, x: np.ndarray) -> np.ndarray:
     """The model's output for x, computed in chunks of EVAL_CHUNK rows, no training caches."""
-    x = as_inputs(model, x)
-    return np.concatenate(
-        [model.forward(x[i : i + EVAL_CHUNK], training=False) for i in range(0, len(x), EVAL_CHUNK)]
-    )
+    return np.concatenate([logits for _, logits in logits_in_chunks(model, as_inputs(model, x))])
 
 
 def evaluate(
@@ -94,9 +99,8 @@ def evaluate(
     probs = np.empty((len(y), model.output_shape[0]), model.dtype)
     predictions = np.empty(len(y), np.int64)
     total = 0.0
-    for i in range(0, len(x), EVAL_CHUNK):
-        logits = model.forward(x[i : i + EVAL_CHUNK], training=False)
-        value, _ = loss_fn(logits, y[i : i + EVAL_CHUNK])
+    for i, logits in logits_in_chunks(model, x):
+        value, _ = loss_fn(logits, y[i : i + len(logits)])
         total += value * len(logits)
         probs[i : i + len(logits)] = softmax(logits)
         predictions[i : i + len(logits)] = logits.argmax(axis=1)
