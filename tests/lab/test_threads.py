@@ -8,6 +8,7 @@ import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from digitlab.cli import train as train_cli
+from digitlab.errors import ConfigError
 from digitlab.lab import experiment
 from digitlab.lab.config import make_config
 
@@ -36,7 +37,7 @@ def test_training_and_evaluation_run_with_the_configured_blas_threads(tmp_path, 
 
 
 def test_threads_must_be_positive():
-    with pytest.raises(Exception, match="threads"):
+    with pytest.raises(ConfigError, match="threads: Input should be greater than or equal to 1"):
         make_config({"threads": 0})
 
 
