@@ -6,20 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from finding_kinds import infos, warnings
 
 from digitlab.core.losses import LOSSES, loss
 from digitlab.diagnostics.alarms import find
 from digitlab.diagnostics.gradcheck import check_loss
 
 DATA = Path(__file__).parent / "data"
-
-
-def warnings(records):
-    return {f.kind: f for f in find(records) if f.severity == "warning"}
-
-
-def infos(records):
-    return {f.kind: f for f in find(records) if f.severity == "info"}
 
 
 def quiet(epochs=10, **extra):

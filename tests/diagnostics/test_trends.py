@@ -5,16 +5,9 @@ import math
 
 import numpy as np
 import pytest
+from finding_kinds import infos, warnings
 
 from digitlab.diagnostics.alarms import find
-
-
-def warnings(records):
-    return {f.kind: f for f in find(records) if f.severity == "warning"}
-
-
-def infos(records):
-    return {f.kind: f for f in find(records) if f.severity == "info"}
 
 
 def quiet(epochs=10, **extra):
