@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from digitlab.core import evaluation
 from digitlab.core.arrays import as_inputs, as_labels
 from digitlab.core.evaluation import evaluate, predict_logits
 from digitlab.core.model import build_model
@@ -164,3 +165,63 @@ def test_bad_validation_data_are_named_as_such():
             validation=(with_nan(np.float32), y))  # fmt: skip
     with pytest.raises(DataError, match="prediction x: must be non-empty rows"):
         predict_logits(model, np.zeros((0, FEATURES)))
+
+
+class RowSource:
+    """Rows made when read (like data.transforms.LazyRows); records every read."""
+
+    makes_rows = True
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.x, self.shape, self.reads = x, x.shape, []
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index):
+        self.reads.append(index)
+        return self.x[index]
+
+
+def test_a_row_source_is_evaluated_a_chunk_at_a_time_exactly_as_its_array(monkeypatch):
+    monkeypatch.setattr(evaluation, "EVAL_CHUNK", 16)
+    x, y = pixels()
+    model, _ = train(x, y, batchnorm=True)
+    source = RowSource(x)
+    lazy, whole = evaluate(model, source, y), evaluate(model, x, y)
+    assert [(s.start, s.stop) for s in source.reads] == [(0, 16), (16, 32), (32, 48)]
+    assert lazy.loss == whole.loss and lazy.accuracy == whole.accuracy
+    np.testing.assert_array_equal(lazy.probabilities, whole.probabilities)
+    np.testing.assert_array_equal(lazy.predictions, whole.predictions)
+    np.testing.assert_array_equal(predict_logits(model, RowSource(x)), predict_logits(model, x))
+
+
+def test_fit_validates_on_a_row_source_as_on_its_array():
+    x, y = pixels()
+    histories = []
+    for validation in (x, RowSource(x)):
+        model = build_model(spec(False), FEATURES, np.random.default_rng(0))
+        history = fit(
+            model, x, y, get_optimizer("sgd", 0.1), ONE_EPOCH, rng=np.random.default_rng(0),
+            validation=(validation, y),
+        )  # fmt: skip
+        histories.append(history)
+    assert histories[0]["val_loss"] == histories[1]["val_loss"]
+    assert histories[0]["val_accuracy"] == histories[1]["val_accuracy"]
+
+
+def test_a_row_source_is_checked_as_it_is_read(monkeypatch):
+    monkeypatch.setattr(evaluation, "EVAL_CHUNK", 16)
+    x, y = pixels()
+    model = build_model(spec(False), FEATURES, np.random.default_rng(0))
+    sgd, rng = get_optimizer("sgd", 0.1), np.random.default_rng(0)
+    narrow = RowSource(x[:, :5].astype(np.float32))
+    with pytest.raises(DataError, match="validation x: the data have 5 features but the model"):
+        fit(model, x, y, sgd, ONE_EPOCH, rng=rng, validation=(narrow, y))
+    assert narrow.reads == []  # refused before training, without reading a row
+    late_nan = x.astype(np.float32)
+    late_nan[37, 1] = np.inf
+    with pytest.raises(DataError, match=r"validation x: holds NaN or inf .* first in row 37$"):
+        fit(model, x, y, sgd, ONE_EPOCH, rng=rng, validation=(RowSource(late_nan), y))
+    with pytest.raises(DataError, match="evaluation x: must be non-empty rows"):
+        evaluate(model, RowSource(x[:0]), y[:0])

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from digitlab.data.idx import write_idx
+from digitlab.data.transforms import LazyRows
 from digitlab.lab.config import make_config
-from digitlab.lab.experiment import prepare_data
+from digitlab.lab.experiment import prepare_data, whole_test_set
 
 
 @pytest.fixture
@@ -57,3 +58,27 @@ def test_holdout_validation_rows_stay_out_of_the_fit(shifted_folder):
     np.testing.assert_allclose(splits.train.x.mean(axis=0), 0, atol=1e-12)
     np.testing.assert_allclose(splits.train.x.std(axis=0), 1, rtol=1e-12)
     assert np.abs(splits.val.x.mean(axis=0)).max() > 0.1  # other rows: not exactly centred
+
+
+@pytest.mark.parametrize("split", ["book", "holdout"])
+def test_lazy_validation_and_test_rows_are_the_eager_arrays(shifted_folder, split):
+    """lazy=True (digitlab train's way): validation and test stay raw uint8 pixels, a quarter
+    of their float32 size, and every read of them gives exactly the eager arrays."""
+    values = {"data": "idx", "data_dir": str(shifted_folder), "split": split,
+              "standardize": True, "crop": 1}  # fmt: skip
+    config = make_config(values)
+    eager, lazy = prepare_data(config).splits, prepare_data(config, lazy=True).splits
+    np.testing.assert_array_equal(lazy.train.x, eager.train.x)
+    for name in ("val", "test"):
+        rows, full = getattr(lazy, name).x, getattr(eager, name).x
+        assert isinstance(rows, LazyRows) and rows.raw.dtype == np.uint8
+        assert rows.nbytes == len(rows) * 36  # 6x6 uint8 pixels, not 4x4 float32 (the crop)
+        assert rows.shape == full.shape == (len(rows), 16)
+        np.testing.assert_array_equal(rows[3:11], full[3:11])
+        np.testing.assert_array_equal(rows[[5, 0, 5]], full[[5, 0, 5]])
+        np.testing.assert_array_equal(rows[2], full[2])
+        np.testing.assert_array_equal(np.asarray(rows), full)
+    whole_lazy, whole = whole_test_set(config, lazy), whole_test_set(config, eager)
+    assert isinstance(whole_lazy.x, LazyRows)  # the book split joins the raw pixels
+    np.testing.assert_array_equal(np.asarray(whole_lazy.x), whole.x)
+    np.testing.assert_array_equal(whole_lazy.y, whole.y)

@@ -5,6 +5,10 @@ views, Fortran order): they become one C-ordered array of the model's dtype, cop
 they are not that already. Labels y may be any integer dtype, or floats holding whole numbers.
 Everything else (complex, object, strings, wrong shape, NaN or inf, labels out of range) is a
 one-line DataError naming the argument.
+
+Evaluation also takes a row source: rows made when read, such as data.transforms.LazyRows (raw
+pixels converted a chunk at a time, so a validation or test set is not held as floats). Its
+shape is checked at once and each chunk's rows as they are read.
 """
 
 from __future__ import annotations
@@ -29,24 +33,43 @@ def as_model_data(
     return x, as_labels(model, y, len(x), what)
 
 
-def as_inputs(model: Any, x: Any, what: str = "prediction") -> np.ndarray:
-    """x as C-ordered rows (n, model.input_size) of the model's dtype, copied only if need be."""
+def is_row_source(x: Any) -> bool:
+    """Whether x makes its rows when read (x[start:stop] gives an array; see the top)."""
+    return bool(getattr(x, "makes_rows", False))
+
+
+def as_eval_data(model: Any, x: Any, y: Any, what: str = "evaluation") -> tuple[Any, np.ndarray]:
+    """as_model_data(x, y), except that a row source stays as it is, its shape checked."""
+    if not is_row_source(x):
+        return as_model_data(model, x, y, what)
+    _check_shape(model, tuple(x.shape), what)
+    return x, as_labels(model, y, len(x), what)
+
+
+def as_inputs(model: Any, x: Any, what: str = "prediction", first_row: int = 0) -> np.ndarray:
+    """x as C-ordered rows (n, model.input_size) of the model's dtype, copied only if need be.
+
+    first_row: where x starts in the rows the message speaks of (a chunk of a row source)."""
     x = np.asarray(x)
     if x.dtype.kind not in _REAL:
         raise DataError(f"{what} x: expected real numbers, got an array of {x.dtype}")
-    if x.ndim != 2 or len(x) == 0:
-        raise DataError(f"{what} x: must be non-empty rows (n, features), got shape {x.shape}")
-    if x.shape[1] != model.input_size:
-        raise DataError(
-            f"{what} x: the data have {x.shape[1]} features but the model takes {model.input_size}"
-        )
+    _check_shape(model, x.shape, what)
     with np.errstate(over="ignore"):  # a float64 too large for float32 becomes inf: caught below
         x = np.ascontiguousarray(x, dtype=model.dtype)
     # min and max propagate NaN and show inf, without a boolean array the size of x
     if not (np.isfinite(x.min()) and np.isfinite(x.max())):
-        row = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
+        row = first_row + int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
         raise DataError(f"{what} x: holds NaN or inf (as {model.dtype}), first in row {row}")
     return x
+
+
+def _check_shape(model: Any, shape: tuple[int, ...], what: str) -> None:
+    if len(shape) != 2 or shape[0] == 0:
+        raise DataError(f"{what} x: must be non-empty rows (n, features), got shape {shape}")
+    if shape[1] != model.input_size:
+        raise DataError(
+            f"{what} x: the data have {shape[1]} features but the model takes {model.input_size}"
+        )
 
 
 def as_labels(model: Any, y: Any, n: int, what: str = "training") -> np.ndarray:

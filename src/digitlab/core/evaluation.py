@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.core.arrays import as_inputs, as_model_data
+from digitlab.core.arrays import as_eval_data, as_inputs, is_row_source
 from digitlab.core.losses import get_loss, softmax
 
 # Rows per forward pass in evaluation: bounds memory (a conv layer's im2col matrix grows with
@@ -74,32 +74,45 @@ class Evaluation:
         return evaluation_html(self)
 
 
-def logits_in_chunks(model: Any, x: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+def logits_in_chunks(
+    model: Any, x: Any, what: str = "evaluation"
+) -> Iterator[tuple[int, np.ndarray]]:
     """(first row, the model's output) for x's rows a chunk of EVAL_CHUNK at a time, no
-    training caches; x as as_inputs makes it."""
+    training caches; x as as_inputs makes it, or a row source (core/arrays.py), whose rows are
+    made and checked a chunk at a time."""
     for start in range(0, len(x), EVAL_CHUNK):
-        yield start, model.forward(x[start : start + EVAL_CHUNK], training=False)
+        rows = x[start : start + EVAL_CHUNK]
+        if is_row_source(x):
+            rows = as_inputs(model, rows, what, first_row=start)
+        yield start, model.forward(rows, training=False)
 
 
-def predict_logits(model: Any, x: np.ndarray) -> np.ndarray:
+def predict_logits(model: Any, x: Any) -> np.ndarray:
     """The model's output for x, computed in chunks of EVAL_CHUNK rows, no training caches."""
-    return np.concatenate([logits for _, logits in logits_in_chunks(model, as_inputs(model, x))])
+    if not is_row_source(x):
+        x = as_inputs(model, x)
+    return np.concatenate([logits for _, logits in logits_in_chunks(model, x, "prediction")])
 
 
 def evaluate(
-    model: Any, x: np.ndarray, y: np.ndarray, loss: str = "softmax_cross_entropy"
+    model: Any,
+    x: Any,
+    y: np.ndarray,
+    loss: str = "softmax_cross_entropy",
+    *,
+    what: str = "evaluation",
 ) -> Evaluation:
     """Mean loss, accuracy, predictions and class probabilities of `model` on (x, y).
 
     Chunk by chunk (EVAL_CHUNK rows), so that the loss's work arrays stay the size of a chunk:
     the mean loss is the chunks' means weighted by their sizes.
     """
-    x, y = as_model_data(model, x, y, "evaluation")
+    x, y = as_eval_data(model, x, y, what)  # a row source is checked a chunk at a time
     loss_fn = get_loss(loss)
     probs = np.empty((len(y), model.output_shape[0]), model.dtype)
     predictions = np.empty(len(y), np.int64)
     total = 0.0
-    for i, logits in logits_in_chunks(model, x):
+    for i, logits in logits_in_chunks(model, x, what):
         value, _ = loss_fn(logits, y[i : i + len(logits)])
         total += value * len(logits)
         probs[i : i + len(logits)] = softmax(logits)

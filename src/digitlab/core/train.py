@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.core.arrays import as_model_data
+from digitlab.core.arrays import as_eval_data, as_model_data
 from digitlab.core.evaluation import Evaluation, History, evaluate
 from digitlab.core.guards import loss_problem
 from digitlab.core.hooks import BatchCallback, EpochCallback, EpochStart, Monitor, Step
@@ -90,7 +90,7 @@ def fit(
     options: TrainOptions,
     *,
     rng: np.random.Generator,
-    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    validation: tuple[Any, np.ndarray] | None = None,
     hooks: TrainHooks | None = None,
     history: History | None = None,
     state: TrainState | None = None,
@@ -99,7 +99,8 @@ def fit(
 
     Each epoch records epoch, learning_rate, batch_size, train_loss and train_accuracy (the
     mean over the epoch's batches, computed from the same forward pass as the gradient),
-    val_loss and val_accuracy when `validation` is given, the monitors' numbers and seconds.
+    val_loss and val_accuracy when `validation` is given (its x an array or a row source, see
+    core/arrays.py), the monitors' numbers and seconds.
     Passing the `history` and `state` of an interrupted run continues it exactly; when the stop
     flag is raised, history.interrupted is set and `state` says where training stopped.
 
@@ -113,7 +114,7 @@ def fit(
             raise ConfigError(f"{key} must be > 0, got {limit}")
     x, y = as_model_data(model, x, y, "training")  # C-ordered, the model's dtype: see arrays.py
     if validation is not None:
-        validation = as_model_data(model, *validation, "validation")
+        validation = as_eval_data(model, *validation, "validation")
     hooks = hooks if hooks is not None else TrainHooks()
     history = history if history is not None else History()
     state = state if state is not None else TrainState()
@@ -207,7 +208,7 @@ def _end_epoch(
     optimizer: Optimizer,
     rows: int,
     size: int,
-    validation: tuple[np.ndarray, np.ndarray] | None,
+    validation: tuple[Any, np.ndarray] | None,
     options: TrainOptions,
     monitors: Sequence[Monitor],
     state: TrainState,
@@ -220,7 +221,9 @@ def _end_epoch(
         "train_loss": state.total_loss / rows,
         "train_accuracy": state.correct / rows,
     }
-    result = evaluate(model, *validation, loss=options.loss) if validation is not None else None
+    result = None
+    if validation is not None:
+        result = evaluate(model, *validation, loss=options.loss, what="validation")
     if result is not None:
         record["val_loss"], record["val_accuracy"] = result.loss, result.accuracy
     for monitor in monitors:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,9 +25,12 @@ NIELSEN_VALIDATION_SIZE = 10_000
 
 @dataclass(frozen=True)
 class Split:
-    """Flattened images (n, features) and their integer labels (n,)."""
+    """Flattened images (n, features) and their integer labels (n,).
 
-    x: np.ndarray
+    x is an array, or for prepare_data's validation and test parts rows made when read
+    (data.transforms.LazyRows: index it, or np.asarray it for all at once)."""
+
+    x: Any
     y: np.ndarray
 
 

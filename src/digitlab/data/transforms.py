@@ -227,9 +227,9 @@ def to_float(holder: list[np.ndarray], dtype: npt.DTypeLike) -> np.ndarray:
     chunk at a time. A chunk's output never reaches input not yet read: with n pixels of k
     bytes, pixel i's output ends at byte k(i + 1) and the input still to read starts at byte
     (k - 1)n + i + 1, which is no earlier, as i < n. (NumPy buffers the overlap within a chunk.)
-    So the training set is never held twice: `digitlab train` on MNIST holds 1.50x the float32
-    training set once loaded, and peaked at 1.56x instead of 1.67x (1.52x since evaluation
-    works in chunks: benchmarks/PERFORMANCE.md).
+    So the training set is never held twice (`digitlab train` on MNIST peaked at 1.56x the
+    float32 training set instead of 1.67x; 1.34x since validation and test stay pixels, see
+    LazyRows: benchmarks/PERFORMANCE.md).
     """
     x = holder.pop()
     dtype = np.dtype(dtype)
@@ -301,6 +301,43 @@ class Pipeline:
         for transform in self.transforms:
             image_shape = transform.output_shape(image_shape)
         return image_shape
+
+
+class LazyRows:
+    """Rows kept as they were loaded (MNIST's uint8 pixels) and put through a fitted pipeline
+    when read: rows[i:j] (or any row index) gives those rows as the pipeline makes them.
+
+    A validation or test set is read a chunk at a time by evaluation (a row source, see
+    core/arrays.py), so it is never held as floats: for MNIST's 16,000 validation and test images,
+    12 MiB of pixels instead of 48 MiB of float32. The transforms work row by row, so a chunk's
+    rows are exactly what converting the whole set would give. np.asarray(rows) converts all.
+    """
+
+    makes_rows = True
+
+    def __init__(self, raw: np.ndarray, pipeline: Pipeline) -> None:
+        if not pipeline.fitted:
+            raise RuntimeError("LazyRows needs a fitted pipeline")
+        self.raw, self.pipeline = raw, pipeline
+        self.shape = (len(raw), pipeline(raw[:1]).shape[1])
+        self.dtype = pipeline.dtype
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        rows = self.raw[index]
+        if rows.ndim == 1:  # one row
+            return self.pipeline(rows[None, :])[0]
+        return self.pipeline(rows)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        rows = self.pipeline(self.raw)
+        return rows if dtype is None else rows.astype(dtype)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.raw.nbytes)
 
 
 def build_pipeline(

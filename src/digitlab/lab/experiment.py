@@ -28,7 +28,7 @@ from digitlab.core.train import TrainHooks, TrainOptions, TrainState, fit
 from digitlab.data import Split, Splits, build_pipeline, load_dataset, make_splits
 from digitlab.data.augment import build_augment
 from digitlab.data.splits import repeated_images
-from digitlab.data.transforms import Pipeline, PixelSubset, pixel_range, to_float
+from digitlab.data.transforms import LazyRows, Pipeline, PixelSubset, pixel_range, to_float
 from digitlab.diagnostics.alarms import find
 from digitlab.diagnostics.gradcheck import GradientResult, check_activation, check_model
 from digitlab.diagnostics.monitors import default_monitors
@@ -74,7 +74,10 @@ def whole_test_set(config: Config, splits: Splits) -> Split:
     if config.split != "book":
         return splits.test
     val, test = splits.val, splits.test
-    return Split(np.concatenate([val.x, test.x]), np.concatenate([val.y, test.y]))
+    y = np.concatenate([val.y, test.y])
+    if isinstance(val.x, LazyRows) and isinstance(test.x, LazyRows):  # still raw pixels: join those
+        return Split(LazyRows(np.concatenate([val.x.raw, test.x.raw]), val.x.pipeline), y)
+    return Split(np.concatenate([val.x, test.x]), y)
 
 
 def streams(seed: int) -> dict[str, np.random.Generator]:
@@ -105,11 +108,15 @@ def raw_splits(config: Config) -> tuple[Any, Splits]:
     return dataset, splits
 
 
-def prepare_data(config: Config, saved: dict[str, Any] | None = None) -> Prepared:
+def prepare_data(
+    config: Config, saved: dict[str, Any] | None = None, *, lazy: bool = False
+) -> Prepared:
     """Load the dataset, split it, and fit the transforms on the training part only.
 
     saved: a model's pipeline record (modelfile.pipeline_record); its pixel subset's columns
     are kept rather than picked again, so a model evaluated on other data reads its own pixels.
+    lazy: validation and test stay raw pixels (LazyRows), converted a chunk at a time when
+    evaluated (as `digitlab train` and `evaluate` use them); else all three are float arrays.
     """
     dataset, raw = raw_splits(config)
     max_value = 1.0 if config.raw_pixels else dataset.max_value  # dividing by 1 keeps them raw
@@ -130,8 +137,8 @@ def prepare_data(config: Config, saved: dict[str, Any] | None = None) -> Prepare
     n_classes, image_shape = dataset.n_classes, dataset.image_shape
     class_names = dataset.class_names
     # Peak memory: the whole raw dataset is let go once split, and each part's raw pixels while
-    # converted (to_float), so the float arrays are about all that is ever held (MNIST: the
-    # CLI's peak: benchmarks/PERFORMANCE.md).
+    # converted (to_float), so the float arrays (with `lazy`, the training floats and the other
+    # parts' raw pixels) are about all that is ever held (MNIST: benchmarks/PERFORMANCE.md).
     repeated = repeated_images(raw)
     raw_parts = parts(raw)
     del dataset, raw
@@ -143,6 +150,9 @@ def prepare_data(config: Config, saved: dict[str, Any] | None = None) -> Prepare
         part = raw_parts.pop(name)
         if len(part.y) == 0:
             raise DataError(f"the {name} set is empty")
+        if lazy and name != "train":  # the pipeline is fitted: the training part came first
+            converted[name] = Split(LazyRows(part.x, pipeline), part.y)
+            continue
         pixels, labels = [part.x], part.y
         del part
         x = to_float(pixels, config.dtype)
@@ -499,7 +509,7 @@ def run(
         else:  # readers see what is training, and an empty history, at once
             write_json(folder / "config.json", saved)
             live.start([])
-        prepared = prepare_data(config)
+        prepared = prepare_data(config, lazy=True)
         if on_data is not None:
             on_data(prepared)
         if resume:
