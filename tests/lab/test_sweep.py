@@ -250,7 +250,16 @@ def test_a_killed_worker_fails_its_trial_and_the_rest_finish(tmp_path):
     assert not multiprocessing.active_children()
 
 
-def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(tmp_path):
+@pytest.fixture
+def ctrl_c_raises():
+    """Ctrl-C raises KeyboardInterrupt as in a terminal, even when pytest was started in the
+    background (`command &` in a script starts Python with SIGINT ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(tmp_path, ctrl_c_raises):
     # lr 0.3: every trial sleeps 0.25 s; 20 of them on 2 workers leave the interrupt 2.5 s to
     # land after the first record, even on a loaded machine
     spec = fake_spec([0.3], seeds=20, name="slow")
