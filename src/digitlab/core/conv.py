@@ -78,16 +78,24 @@ class Conv2D:
         kh, kw, _, filters = self.params["w"].shape
         (top, bottom), (left, right) = self.padding
         x = channels_last(x)
-        if top or bottom or left or right:
-            x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
-        n = len(x)
-        out = out_size(x.shape[1:3], (kh, kw), self.stride)
-        cols = im2col(x, (kh, kw), self.stride, out)
+        n, channels = len(x), x.shape[3]
+        padded = (n, x.shape[1] + top + bottom, x.shape[2] + left + right, channels)
+        out = out_size(padded[1:3], (kh, kw), self.stride)
+        if channels > 1 and fast.handles(x):
+            # optional compiled kernel (digitlab.fast): pads and copies in one parallel pass
+            cols = fast.im2col(x, (kh, kw), self.stride, self.padding)
+        else:
+            if top or bottom or left or right:
+                x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+            cols = im2col(x, (kh, kw), self.stride, out)
         z = cols @ self.params["w"].reshape(-1, filters)  # (n*oh*ow, filters)
         if "b" in self.params:
-            z += self.params["b"]
+            if fast.handles(z, self.params["b"]):  # optional compiled kernel: the same sums
+                fast.add_bias(z, self.params["b"])
+            else:
+                z += self.params["b"]
         if training:
-            self._cols, self._padded_shape = cols, x.shape
+            self._cols, self._padded_shape = cols, padded
         return channels_first(z.reshape(n, *out, filters))
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:

@@ -161,6 +161,11 @@ def im2col(x: np.ndarray, kernel: Pair, stride: Pair, padding: tuple[Pair, Pair]
     return cols.reshape(len(x) * oh * ow, -1)
 
 
+def add_bias(z: np.ndarray, b: np.ndarray) -> None:
+    """z += b in place, z (rows, filters) C-ordered (a product's result)."""
+    load_kernels().add_bias(z, b)
+
+
 def conv_input_gradient(
     dz: np.ndarray,
     w: np.ndarray,

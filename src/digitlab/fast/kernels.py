@@ -122,3 +122,11 @@ def col2im(products, kh, kw, sh, sw, top, left, dx, zero):
                         if 0 <= x0 < width:
                             for c in range(channels):
                                 dx[b, y, x0, c] += products[i * kw + j, b, r, s, c]
+
+
+@jit
+def add_bias(z, b):
+    """z[row] += b for every row of z (rows, filters), in place."""
+    for row in prange(z.shape[0]):
+        for c in range(z.shape[1]):
+            z[row, c] += b[c]
