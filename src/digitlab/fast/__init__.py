@@ -32,6 +32,7 @@ FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 _on: bool | None = None  # decided on the first call of enabled()
 _kernels: ModuleType | None = None
+_threads: int | None = None  # at most this many threads per kernel (None: numba's, every core)
 
 
 def enabled() -> bool:
@@ -60,6 +61,24 @@ def compiled(on: bool) -> Iterator[None]:
         set_enabled(before)
 
 
+@contextmanager
+def threads(limit: int | None) -> Iterator[None]:
+    """The kernels use at most `limit` threads inside the block (None: as they are), as BLAS
+    does under the `threads` config key and in sweep workers: threads that wait for each other
+    on a busy machine collapse the same way."""
+    global _threads
+    before = _threads
+    _threads = limit if limit is None else max(1, limit)
+    try:
+        yield
+    finally:
+        _threads = before
+        if _kernels is not None:
+            _kernels.numba.set_num_threads(
+                _kernels.numba.config.NUMBA_NUM_THREADS if before is None else before
+            )
+
+
 def handles(*arrays: np.ndarray) -> bool:
     """True when the compiled path is on and takes these arrays: float32 or float64, all of one
     dtype, the first of at least MIN_SIZE numbers. Imports numba the first time it says yes."""
@@ -85,6 +104,8 @@ def load_kernels() -> Any:
             _on = False
             return None
         _kernels = module
+    if _threads is not None:  # numba's thread count is per calling thread: set it each time
+        _kernels.numba.set_num_threads(min(_threads, _kernels.numba.config.NUMBA_NUM_THREADS))
     return _kernels
 
 
