@@ -150,14 +150,12 @@ def worker(framework: str, data_dir: str, images: int, threads: int, compiled: b
 
 
 def compiled_info() -> str:
-    """numba's version, threading layer and thread count in this process (after a kernel ran)."""
-    try:
-        import numba
+    """Whether digitlab's compiled kernels are on in this process, and numba's version."""
+    from digitlab import fast
 
-        layer = numba.threading_layer()
-    except (ImportError, ValueError):
+    if not fast.enabled() or fast.load_kernels() is None:
         return "off"
-    return f"numba {numba.__version__}, {layer} threading layer, {numba.get_num_threads()} threads"
+    return f"on (numba {fast.load_kernels().numba.__version__}, one thread)"
 
 
 def profile(data_dir: str, images: int, threads: int, reps: int, compiled: str) -> None:

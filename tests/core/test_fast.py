@@ -255,15 +255,3 @@ def test_a_run_records_whether_the_path_was_on(cli, tmp_path, monkeypatch):
         code, _, err = cli([*args, "--no-report"])
         assert code == 0, err
         assert json.loads((folder / "status.json").read_text())["compiled"] is expected
-
-
-def test_the_kernels_follow_a_thread_limit(rng):
-    numba = pytest.importorskip("numba")
-    x = rng.standard_normal((2, 4, 4, 3))
-    every_core = numba.config.NUMBA_NUM_THREADS
-    with fast.compiled(True), fast.threads(1):
-        first, _ = fast.maxpool(x, (2, 2), (2, 2))
-        assert numba.get_num_threads() == 1
-    assert numba.get_num_threads() == every_core
-    with fast.compiled(True):
-        assert same_bits(fast.maxpool(x, (2, 2), (2, 2))[0], first)

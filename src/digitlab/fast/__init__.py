@@ -3,14 +3,13 @@
 The NumPy code in core/ is the reference and stays the code. Where a kernel pays, a core layer
 has one marked branch, `if fast.handles(x): return <kernel>`, above its unchanged NumPy form.
 The kernels (fast/kernels.py) do the same arithmetic in the same order, so a run gives the same
-numbers, bit for bit, with or without them; they run both cores where NumPy runs one, in one
-pass where NumPy makes several.
+numbers, bit for bit, with or without them, in one pass over memory where NumPy makes several.
 
 The path is on when numba is installed (`pip install digitlab[fast]`) and the environment
 variable DIGITLAB_COMPILED is not "0"; numba is imported only when a kernel is first used, so
 importing digitlab stays as quick as before. A kernel handles float32 and float64 arrays of at
-least MIN_SIZE numbers; anything else (other dtypes, small arrays, where waking a second thread
-costs more than the pass) takes the NumPy code.
+least MIN_SIZE numbers; anything else (other dtypes; small arrays, where the call costs more
+than the pass saves) takes the NumPy code.
 """
 
 from __future__ import annotations
@@ -27,12 +26,11 @@ import numpy as np
 Pair = tuple[int, int]
 
 ENVIRONMENT = "DIGITLAB_COMPILED"
-MIN_SIZE = 1 << 16  # numbers; below this NumPy's single pass is as quick (measured: PERFORMANCE.md)
+MIN_SIZE = 1 << 18  # numbers; below this NumPy is as quick (measured: benchmarks/PERFORMANCE.md)
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 _on: bool | None = None  # decided on the first call of enabled()
 _kernels: ModuleType | None = None
-_threads: int | None = None  # at most this many threads per kernel (None: numba's, every core)
 
 
 def enabled() -> bool:
@@ -61,24 +59,6 @@ def compiled(on: bool) -> Iterator[None]:
         set_enabled(before)
 
 
-@contextmanager
-def threads(limit: int | None) -> Iterator[None]:
-    """The kernels use at most `limit` threads inside the block (None: as they are), as BLAS
-    does under the `threads` config key and in sweep workers: threads that wait for each other
-    on a busy machine collapse the same way."""
-    global _threads
-    before = _threads
-    _threads = limit if limit is None else max(1, limit)
-    try:
-        yield
-    finally:
-        _threads = before
-        if _kernels is not None:
-            _kernels.numba.set_num_threads(
-                _kernels.numba.config.NUMBA_NUM_THREADS if before is None else before
-            )
-
-
 def handles(*arrays: np.ndarray) -> bool:
     """True when the compiled path is on and takes these arrays: float32 or float64, all of one
     dtype, the first of at least MIN_SIZE numbers. Imports numba the first time it says yes."""
@@ -94,18 +74,12 @@ def load_kernels() -> Any:
     """The kernels module, imported once; None (and the path off) if numba fails to import."""
     global _kernels, _on
     if _kernels is None:
-        # libgomp's threads (numba's OpenMP layer) spin after each kernel by default and take
-        # the core OpenBLAS's threads need for the next product: sleep at once instead. Only
-        # effective before libgomp loads; a value the user set is kept.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             from digitlab.fast import kernels as module
         except ImportError:
             _on = False
             return None
         _kernels = module
-    if _threads is not None:  # numba's thread count is per calling thread: set it each time
-        _kernels.numba.set_num_threads(min(_threads, _kernels.numba.config.NUMBA_NUM_THREADS))
     return _kernels
 
 

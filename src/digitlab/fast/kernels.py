@@ -1,11 +1,15 @@
 """The compiled kernels (numba); imported only by digitlab.fast, on first use.
 
-Each kernel is the NumPy code of core/ as one loop nest, parallel over the batch (`prange`),
-reading and writing channels-last arrays (n, height, width, channels) in place. Every one does
-the same arithmetic in the same order as the NumPy code it replaces (comparisons written as
-NumPy's maximum writes them, sums over kernel offsets in the same order), so the numbers are
-the same, bit for bit. Scalars such as `zero` come in with the arrays' dtype, so that float32
-stays float32 inside.
+Each kernel is the NumPy code of core/ as one loop nest over the batch, reading and writing
+channels-last arrays (n, height, width, channels) in place, in one pass where NumPy makes
+several. They run on one thread: parallel=True with prange over the batch gave the small CNN
+the same step on this 2-core machine (the passes are bound by memory, and OpenBLAS's threads
+hold the second core), and was slower when other jobs held the cores (see
+benchmarks/PERFORMANCE.md).
+Every one does the same arithmetic in the same order as the NumPy code it replaces (comparisons
+written as NumPy's maximum decides them, sums over kernel offsets in the same order), so the
+numbers are the same, bit for bit. Scalars such as `zero` come in with the arrays' dtype, so
+that float32 stays float32 inside.
 """
 
 from __future__ import annotations
@@ -13,9 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 import numba
-from numba import prange
 
-jit: Any = numba.njit(parallel=True, cache=True)
+jit: Any = numba.njit(cache=True)  # compiled on first use, then cached beside this file
 
 
 @jit
@@ -28,7 +31,7 @@ def maxpool_forward(x, kh, kw, sh, sw, out, argmax):
     channels are the inner loop (contiguous), window offset by offset, as the NumPy code goes.
     """
     n, oh, ow, channels = out.shape
-    for b in prange(n):
+    for b in range(n):
         for r in range(oh):
             for s in range(ow):
                 y, x0 = r * sh, s * sw
@@ -51,7 +54,7 @@ def maxpool_backward(dout, argmax, kh, kw, sh, sw, dx, overlap, clear, zero):
     adds them (so overlapping windows sum in the same order)."""
     n, oh, ow, channels = dout.shape
     one = zero + 1
-    for b in prange(n):
+    for b in range(n):
         if clear:
             dx[b] = zero
         for offset in range(kh * kw):
@@ -70,7 +73,7 @@ def maxpool_backward(dout, argmax, kh, kw, sh, sw, dx, overlap, clear, zero):
 @jit
 def relu_forward(z, out, zero):
     """out = np.maximum(z, zeros) over flat arrays: z where z > 0 or z is NaN, else +0."""
-    for k in prange(z.size):
+    for k in range(z.size):
         v = z[k]
         out[k] = v if (v > zero or v != v) else zero
 
@@ -79,7 +82,7 @@ def relu_forward(z, out, zero):
 def relu_backward(z, dout, dz, zero):
     """dz = (z > 0) * dout over flat arrays, the multiplication NumPy does (0 * dout kept)."""
     one = zero + 1
-    for k in prange(z.size):
+    for k in range(z.size):
         dz[k] = (one if z[k] > zero else zero) * dout[k]
 
 
@@ -88,7 +91,7 @@ def im2col(x, kh, kw, sh, sw, top, left, cols, zero):
     """cols[b, r, s, i, j, c] = x[b, r*sh + i - top, s*sw + j - left, c], zero in the padding."""
     n, oh, ow = cols.shape[0], cols.shape[1], cols.shape[2]
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
-    for b in prange(n):
+    for b in range(n):
         for r in range(oh):
             for s in range(ow):
                 for i in range(kh):
@@ -109,7 +112,7 @@ def col2im(products, kh, kw, sh, sw, top, left, dx, zero):
     kernel offset by offset (the NumPy code's order); what falls in the padding is dropped."""
     n, oh, ow = products.shape[1], products.shape[2], products.shape[3]
     height, width, channels = dx.shape[1], dx.shape[2], dx.shape[3]
-    for b in prange(n):
+    for b in range(n):
         dx[b] = zero
         for i in range(kh):
             for j in range(kw):
@@ -127,6 +130,6 @@ def col2im(products, kh, kw, sh, sw, top, left, dx, zero):
 @jit
 def add_bias(z, b):
     """z[row] += b for every row of z (rows, filters), in place."""
-    for row in prange(z.shape[0]):
+    for row in range(z.shape[0]):
         for c in range(z.shape[1]):
             z[row, c] += b[c]

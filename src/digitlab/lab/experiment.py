@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from digitlab import fast
 from digitlab.core.activations import ACTIVATIONS
 from digitlab.core.evaluation import EVAL_CHUNK, Evaluation, History, evaluate, predict_logits
 from digitlab.core.hooks import BatchCallback, EpochCallback, activation_schedule
@@ -243,7 +242,7 @@ def blas_threads(threads: int | None) -> Iterator[None]:
         return
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=threads, user_api="blas"), fast.threads(threads):
+    with threadpool_limits(limits=threads, user_api="blas"):
         yield
 
 

@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from digitlab import fast
 from digitlab.core.hooks import EpochCallback
 from digitlab.errors import ConfigError, DigitlabError
 from digitlab.lab.config import Config, make_config
@@ -66,15 +65,13 @@ def run_trial(
 
 @contextlib.contextmanager
 def _one_blas_thread() -> Iterator[None]:
-    """Limit BLAS (and OpenMP, and the compiled kernels) to one thread, so N workers share N
-    cores without contention."""
+    """Limit BLAS (and OpenMP) to one thread, so N workers share N cores without contention."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # the sweep warns once in the parent; run with the default threads
-        with fast.threads(1):
-            yield
+        yield
         return
-    with threadpool_limits(limits=1), fast.threads(1):
+    with threadpool_limits(limits=1):
         yield
 
 
