@@ -25,49 +25,60 @@ jit: Any = numba.njit(cache=True)  # compiled on first use, then cached beside t
 def maxpool_forward(x, kh, kw, sh, sw, out, argmax):
     """out[b, r, s, c] = the max of x's window under (r, s); argmax its offset i * kw + j.
 
-    As np.maximum(out, v) = out if out > v or out is NaN, else v (so -0 and +0 give the second,
-    and a NaN spreads). Only a
-    strictly greater v moves the argmax: the first maximum in row-major window order. The
-    channels are the inner loop (contiguous), window offset by offset, as the NumPy code goes.
+    As np.maximum(out, v) = out if out > v or out is NaN, else v (so of -0 and +0 the second,
+    and a NaN spreads). Only a strictly greater v moves the argmax: the first maximum in
+    row-major window order. Window offset by offset as the NumPy code goes, each over a row of
+    outputs, so that x is read along its rows and the loops over channels vectorise.
     """
     n, oh, ow, channels = out.shape
     for b in range(n):
         for r in range(oh):
+            y = r * sh
+            out_row, argmax_row = out[b, r], argmax[b, r]
             for s in range(ow):
-                y, x0 = r * sh, s * sw
                 for c in range(channels):
-                    out[b, r, s, c] = x[b, y, x0, c]
-                    argmax[b, r, s, c] = 0
-                for offset in range(1, kh * kw):
-                    i, j = offset // kw, offset % kw
+                    out_row[s, c] = x[b, y, s * sw, c]
+                    argmax_row[s, c] = 0
+            for offset in range(1, kh * kw):
+                i, j = offset // kw, offset % kw
+                x_row, index = x[b, y + i], argmax.dtype.type(offset)
+                for s in range(ow):
+                    v_s, m_s, a_s = x_row[s * sw + j], out_row[s], argmax_row[s]
                     for c in range(channels):
-                        v, m = x[b, y + i, x0 + j, c], out[b, r, s, c]
-                        if v > m:
-                            argmax[b, r, s, c] = offset
-                        if not (m > v or m != m):
-                            out[b, r, s, c] = v
+                        v, m = v_s[c], m_s[c]
+                        a_s[c] = index if v > m else a_s[c]
+                        m_s[c] = m if (m > v or m != m) else v
 
 
 @jit
 def maxpool_backward(dout, argmax, kh, kw, sh, sw, dx, overlap, clear, zero):
-    """dx[window(offset)] (+)= dout * (argmax == offset), offset by offset as the NumPy code
-    adds them (so overlapping windows sum in the same order)."""
+    """dx[window(offset)] (+)= dout * (argmax == offset). Overlapping windows add offset by
+    offset, as the NumPy code does (the same sums in the same order); windows that do not
+    overlap write each window whole, row by row."""
     n, oh, ow, channels = dout.shape
     one = zero + 1
     for b in range(n):
         if clear:
             dx[b] = zero
-        for offset in range(kh * kw):
-            i, j = offset // kw, offset % kw
-            for r in range(oh):
-                for s in range(ow):
-                    y, x0 = r * sh + i, s * sw + j
-                    for c in range(channels):
-                        g = dout[b, r, s, c] * (one if argmax[b, r, s, c] == offset else zero)
-                        if overlap:
+        if overlap:
+            for offset in range(kh * kw):
+                i, j = offset // kw, offset % kw
+                for r in range(oh):
+                    for s in range(ow):
+                        y, x0 = r * sh + i, s * sw + j
+                        for c in range(channels):
+                            g = dout[b, r, s, c] * (one if argmax[b, r, s, c] == offset else zero)
                             dx[b, y, x0, c] += g
-                        else:
-                            dx[b, y, x0, c] = g
+            continue
+        for r in range(oh):
+            for i in range(kh):
+                dx_row = dx[b, r * sh + i]
+                for s in range(ow):
+                    g_s, a_s = dout[b, r, s], argmax[b, r, s]
+                    for j in range(kw):
+                        offset, d = i * kw + j, dx_row[s * sw + j]
+                        for c in range(channels):
+                            d[c] = g_s[c] * (one if a_s[c] == offset else zero)
 
 
 @jit
