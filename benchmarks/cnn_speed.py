@@ -2,11 +2,14 @@
 
     pip install -e '.[bench]'
     python benchmarks/cnn_speed.py --data-dir DIR [--reps 5] [--images 12800]
-        [--threads 2] [--profile]
+        [--threads 2] [--compiled on|off|both] [--profile]
 
-With --profile, digitlab alone trains `reps` slices in this process, and its time per step is
-split by phase: each layer's forward and backward (a convolution's im2col copy apart from its
-products), the loss, the optimizer, the monitors and the rest of the loop.
+`--compiled` runs digitlab with its optional compiled kernels (digitlab.fast, `pip install -e
+'.[fast]'`), without them (the NumPy code), or both (the default when numba is installed), each
+in its own worker beside PyTorch's. With --profile, digitlab alone trains `reps` slices in this
+process, and its time per step is split by phase: each layer's forward and backward (a
+convolution's im2col copy apart from its products), the loss, the optimizer, the monitors and
+the rest of the loop; with `--compiled both`, side by side.
 
 The network: Conv 32@3x3 - ReLU - MaxPool 2 - Conv 64@3x3 - ReLU - MaxPool 2 - Flatten -
 Dense 128 - ReLU - Dense 10 (no padding), trained with plain SGD at batch 128 on standardised
@@ -24,10 +27,12 @@ alike; the table gives the median and the min.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import statistics
 import time
+from collections import defaultdict
 from datetime import date
 from typing import Any
 
@@ -35,6 +40,7 @@ import numpy as np
 from workers import Worker, add_data_dir, blas_kernel, load_mnist, serve
 
 FRAMEWORKS = ("digitlab", "torch")
+COMPILED = {"on": [True], "off": [False], "both": [False, True]}
 EPOCH = 60_000
 BATCH = 128
 LEARNING_RATE = 0.05
@@ -55,11 +61,17 @@ SPEC: list[dict[str, Any]] = [
 
 
 class DigitlabCase:
-    def __init__(self, threads: int, images: int) -> None:
+    def __init__(self, threads: int, images: int, compiled: bool) -> None:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(threads, user_api="blas")
         import digitlab as dl
+        from digitlab import fast
+
+        fast.set_enabled(compiled)
+        if compiled and not fast.enabled():
+            raise SystemExit("--compiled on needs numba: pip install -e '.[fast]'")
+        self.compiled = compiled
 
         self.dl = dl
         self.rng = np.random.default_rng(0)
@@ -112,7 +124,7 @@ class TorchCase:
         return time.perf_counter() - started, total / len(x)
 
 
-def worker(framework: str, data_dir: str, images: int, threads: int) -> None:
+def worker(framework: str, data_dir: str, images: int, threads: int, compiled: bool) -> None:
     """A process that holds the data and one model, and trains on the next slice when asked."""
     images_array, labels, _, _ = load_mnist(data_dir)
     x: Any = images_array
@@ -122,7 +134,9 @@ def worker(framework: str, data_dir: str, images: int, threads: int) -> None:
 
         x = torch.from_numpy(images_array).reshape(-1, 1, 28, 28)
         y = torch.from_numpy(labels.astype(np.int64))
-    case = DigitlabCase(threads, images) if framework == "digitlab" else TorchCase(threads)
+    case: Any = TorchCase(threads)
+    if framework == "digitlab":
+        case = DigitlabCase(threads, images, compiled)
     slices = len(x) // images
     done = 0
 
@@ -132,57 +146,80 @@ def worker(framework: str, data_dir: str, images: int, threads: int) -> None:
         done += 1
         return case.train(x[start : start + images], y[start : start + images])
 
-    serve({"train": train}, {"kernel": blas_kernel()})
+    serve({"train": train, "compiled": lambda _: compiled_info()}, {"kernel": blas_kernel()})
 
 
-def profile(data_dir: str, images: int, threads: int, reps: int) -> None:
-    """digitlab's time per step by phase (see the module's docstring), as a table."""
-    from collections import defaultdict
+def compiled_info() -> str:
+    """Whether digitlab's compiled kernels are on in this process, and numba's version."""
+    from digitlab import fast
 
+    if not fast.enabled() or fast.load_kernels() is None:
+        return "off"
+    return f"on (numba {fast.load_kernels().numba.__version__}, one thread)"
+
+
+def profile(data_dir: str, images: int, threads: int, reps: int, compiled: str) -> None:
+    """digitlab's time per step by phase (see the module's docstring), as a table: one column
+    per setting of the compiled path."""
+    from digitlab import fast
     from digitlab.core import conv, losses
 
     x, y, _, _ = load_mnist(data_dir)
-    case = DigitlabCase(threads, images)
-    spent: dict[str, float] = defaultdict(float)
-
-    def timed(key: str, f: Any) -> Any:
-        def run(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return f(*args, **kwargs)
-            finally:
-                spent[key] += time.perf_counter() - started
-
-        return run
-
-    for node in case.model.nodes:
-        for method in ("forward", "backward"):
-            key = f"{node.name} {method}"
-            setattr(node.layer, method, timed(key, getattr(node.layer, method)))
-    conv.im2col = timed("conv im2col (inside the conv forwards)", conv.im2col)
-    loss = "softmax_cross_entropy"
-    losses.LOSSES[loss] = timed("loss", losses.LOSSES[loss])
-    case.optimizer.step = timed("optimizer", case.optimizer.step)  # type: ignore[method-assign]
-    for monitor in case.monitors:
-        for method in ("before_update", "after_update", "end_epoch"):
-            setattr(monitor, method, timed("monitors", getattr(monitor, method)))
-    case.train(x[:images], y[:images])  # warm-up
-    spent.clear()
-    total = 0.0
-    for k in range(reps):
-        start = (k + 1) * images % (len(x) - images)
-        total += case.train(x[start : start + images], y[start : start + images])[0]
-    steps = reps * -(-images // BATCH)
     inside = "conv im2col (inside the conv forwards)"
-    spent["rest of the loop (batches, bookkeeping)"] = total - sum(
-        v for key, v in spent.items() if key != inside
-    )
-    print(f"digitlab, {threads} BLAS threads, {reps} x {images:,} images ({blas_kernel()})\n")
-    print("| phase | ms per step | share |")
-    print("|---|---|---|")
-    for key, seconds in sorted(spent.items(), key=lambda item: -item[1]):
-        print(f"| {key} | {1e3 * seconds / steps:.2f} | {seconds / total:.0%} |")
-    print(f"| **step** | **{1e3 * total / steps:.2f}** | 100% |")
+    step = "**step**"
+    columns: dict[str, dict[str, float]] = {}
+    for on in COMPILED[compiled]:
+        case = DigitlabCase(threads, images, on)
+        spent: dict[str, float] = defaultdict(float)
+
+        def timed(key: str, f: Any, spent: dict[str, float] = spent) -> Any:
+            def run(*args: Any, **kwargs: Any) -> Any:
+                started = time.perf_counter()
+                try:
+                    return f(*args, **kwargs)
+                finally:
+                    spent[key] += time.perf_counter() - started
+
+            return run
+
+        for node in case.model.nodes:
+            for method in ("forward", "backward"):
+                key = f"{node.name} {method}"
+                setattr(node.layer, method, timed(key, getattr(node.layer, method)))
+        plain_im2col, fast_im2col = conv.im2col, fast.im2col
+        conv.im2col, fast.im2col = timed(inside, plain_im2col), timed(inside, fast_im2col)
+        loss = "softmax_cross_entropy"
+        plain_loss = losses.LOSSES[loss]
+        losses.LOSSES[loss] = timed("loss", plain_loss)
+        case.optimizer.step = timed("optimizer", case.optimizer.step)  # type: ignore[method-assign]
+        for monitor in case.monitors:
+            for method in ("before_update", "after_update", "end_epoch"):
+                setattr(monitor, method, timed("monitors", getattr(monitor, method)))
+        case.train(x[:images], y[:images])  # warm-up (and numba's compilation, or its cache)
+        spent.clear()
+        total = 0.0
+        for k in range(reps):
+            start = (k + 1) * images % (len(x) - images)
+            total += case.train(x[start : start + images], y[start : start + images])[0]
+        conv.im2col, fast.im2col, losses.LOSSES[loss] = plain_im2col, fast_im2col, plain_loss
+        steps = reps * -(-images // BATCH)
+        spent["rest of the loop (batches, bookkeeping)"] = total - sum(
+            v for key, v in spent.items() if key != inside
+        )
+        spent[step] = total
+        name = "compiled" if on else "NumPy"
+        columns[name] = {key: 1e3 * seconds / steps for key, seconds in spent.items()}
+    print(f"digitlab, {threads} BLAS threads, {reps} x {images:,} images ({blas_kernel()})")
+    print(f"compiled kernels: {compiled_info()}\n")
+    names = list(columns)
+    first = columns[names[0]]
+    print("| phase | " + " | ".join(f"{name} ms per step" for name in names) + " | share |")
+    print("|---" * (len(names) + 2) + "|")
+    last = columns[names[-1]]
+    for key in sorted(first, key=lambda k: (k == step, -first[k])):
+        cells = " | ".join(f"{columns[name].get(key, 0.0):.2f}" for name in names)
+        share = last.get(key, 0.0) / last[step]
+        print(f"| {key} | {cells} | {share:.0%} |")
 
 
 def main() -> None:
@@ -192,17 +229,29 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=12_800, help="training images per rep")
     parser.add_argument("--threads", type=int, default=2, help="BLAS / PyTorch threads")
     parser.add_argument("--profile", action="store_true", help="digitlab's step by phase")
+    parser.add_argument(
+        "--compiled",
+        choices=sorted(COMPILED),
+        default="both" if importlib.util.find_spec("numba") else "off",
+        help="digitlab with its compiled kernels, without, or both [both if numba is installed]",
+    )
     parser.add_argument("--child", choices=FRAMEWORKS)
     args = parser.parse_args()
     if args.profile:
-        profile(args.data_dir, args.images, args.threads, args.reps)
+        profile(args.data_dir, args.images, args.threads, args.reps, args.compiled)
         return
     if args.child:
-        worker(args.child, args.data_dir, args.images, args.threads)
+        on = args.compiled == "on"
+        worker(args.child, args.data_dir, args.images, args.threads, on)
         return
     common = ["--data-dir", args.data_dir, "--images", str(args.images)]
     common += ["--threads", str(args.threads)]
-    workers = {name: Worker(__file__, [name, *common]) for name in FRAMEWORKS}
+    workers: dict[str, Worker] = {}
+    for on in COMPILED[args.compiled]:
+        name = "digitlab, compiled" if on else "digitlab"
+        setting = ["--compiled", "on" if on else "off"]
+        workers[name] = Worker(__file__, ["digitlab", *common, *setting])
+    workers["torch"] = Worker(__file__, ["torch", *common])
     for w in workers.values():
         w.ask("train")  # warm-up: allocations, thread start, first-touch page faults
     times: dict[str, list[float]] = {name: [] for name in workers}
@@ -211,6 +260,7 @@ def main() -> None:
         for name, w in workers.items():
             seconds, losses[name] = w.ask("train")
             times[name].append(seconds)
+    compiled = [w.ask("compiled") for name, w in workers.items() if "compiled" in name]
     for w in workers.values():
         w.close()
 
@@ -222,7 +272,8 @@ def main() -> None:
         f"## Small CNN, digitlab vs PyTorch, {date.today()}\n\n"
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, NumPy {np.__version__}, PyTorch {torch.__version__}; "
-        f"digitlab BLAS: {workers['digitlab'].hello['kernel']}\n\n"
+        f"digitlab BLAS: {next(iter(workers.values())).hello['kernel']}"
+        f"{'; compiled kernels: ' + compiled[0] if compiled else ''}\n\n"
         f"Conv 32@3x3 - ReLU - MaxPool 2 - Conv 64@3x3 - ReLU - MaxPool 2 - Dense 128 - ReLU - "
         f"Dense 10, float32, SGD, batch {BATCH}, {args.threads} threads each. Each repetition "
         f"trains on {args.images:,} images ({steps} steps); seconds are scaled to a "

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from digitlab import fast
 from digitlab.errors import ConfigError
 
 ArrayFn = Callable[..., np.ndarray]
@@ -165,6 +166,8 @@ def _tanh_derivative_of_output(t: np.ndarray) -> np.ndarray:
 @activation("relu", init="he")
 def relu(z: np.ndarray) -> np.ndarray:
     """max(z, 0); the derivative at 0 is taken as 0."""
+    if z.ndim == 4 and fast.handles(z):  # optional compiled kernel (digitlab.fast), images
+        return fast.relu(z)  # only: an MLP's rows do not pay for loading numba. Same numbers
     # against an array of zeros in z's memory order, not the scalar 0: the same numbers (NaN and
     # -0 included) by NumPy's fast loop (see benchmarks/PERFORMANCE.md)
     zeros = np.zeros_like(z)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from digitlab import fast
 from digitlab.core.images import (
     Pair,
     channels_first,
@@ -77,16 +78,24 @@ class Conv2D:
         kh, kw, _, filters = self.params["w"].shape
         (top, bottom), (left, right) = self.padding
         x = channels_last(x)
-        if top or bottom or left or right:
-            x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
-        n = len(x)
-        out = out_size(x.shape[1:3], (kh, kw), self.stride)
-        cols = im2col(x, (kh, kw), self.stride, out)
+        n, channels = len(x), x.shape[3]
+        padded = (n, x.shape[1] + top + bottom, x.shape[2] + left + right, channels)
+        out = out_size(padded[1:3], (kh, kw), self.stride)
+        if channels > 1 and fast.handles(x):
+            # optional compiled kernel (digitlab.fast): pads and copies in one parallel pass
+            cols = fast.im2col(x, (kh, kw), self.stride, self.padding)
+        else:
+            if top or bottom or left or right:
+                x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+            cols = im2col(x, (kh, kw), self.stride, out)
         z = cols @ self.params["w"].reshape(-1, filters)  # (n*oh*ow, filters)
         if "b" in self.params:
-            z += self.params["b"]
+            if fast.handles(z, self.params["b"]):  # optional compiled kernel: the same sums
+                fast.add_bias(z, self.params["b"])
+            else:
+                z += self.params["b"]
         if training:
-            self._cols, self._padded_shape = cols, x.shape
+            self._cols, self._padded_shape = cols, padded
         return channels_first(z.reshape(n, *out, filters))
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
@@ -101,6 +110,9 @@ class Conv2D:
             np.matmul(np.ones(len(dz), dz.dtype), dz, out=self.grads["b"])
         if not self.needs_input_grad:
             return None
+        if fast.handles(dz):  # optional compiled kernel (digitlab.fast): the same numbers
+            dx = fast.conv_input_gradient(dz, w, self._input_shape(), self.stride, self.padding)
+            return channels_first(dx)
         dx = np.zeros(self._padded_shape, dout.dtype)
         for i in range(kh):
             for j in range(kw):
@@ -110,6 +122,12 @@ class Conv2D:
         (top, bottom), (left, right) = self.padding
         dx = dx[:, top : dx.shape[1] - bottom, left : dx.shape[2] - right]
         return channels_first(dx)
+
+    def _input_shape(self) -> Shape:
+        """The channels-last input's shape before padding."""
+        n, height, width, channels = self._padded_shape
+        (top, bottom), (left, right) = self.padding
+        return n, height - top - bottom, width - left - right, channels
 
 
 @layer("conv2d")

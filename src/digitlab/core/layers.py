@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from digitlab import fast
 from digitlab.core.activations import check_params, get_activation
 from digitlab.core.init import get_initialiser
 from digitlab.errors import ConfigError
@@ -170,6 +171,11 @@ class Activation:
         return self.df(self.z, **self.fparams)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self.activation == "relu" and dout.ndim == 4 and fast.handles(dout):
+            # optional compiled kernel (digitlab.fast), for images as in relu(): (z > 0) * dout
+            # in one pass, the same numbers
+            assert self.z is not None, "no training forward yet"
+            return fast.relu_backward(self.z, dout)
         dz = self.slope()
         dz *= dout
         return dz

@@ -27,6 +27,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from digitlab import fast
 from digitlab.errors import ConfigError, DataError, StorageError
 
 # What a run folder holds, in one place: the README's reference and the CLI's completion read it.
@@ -40,8 +41,8 @@ RUN_FILES: dict[str, str] = {
     "examples, for reports that never rerun the model",
     "diagnostics.json": "the alarms' findings: kind, severity, message, likely causes, remedies",
     "status.json": "running / finished / stopped / failed (pruned: a trial an optuna sweep "
-    "stopped), pid, epoch e of E, start and last update, the last error line; rewritten as the "
-    "run trains",
+    "stopped), pid, host, whether the compiled kernels were on, epoch e of E, start and last "
+    "update, the last error line; rewritten as the run trains",
     "report.html": "one self-contained page of the results (`digitlab report RUN` redraws it)",
     "plots/": "the report's figures as PNG files",
     "checkpoint.npz": "with --checkpoint-every or after Ctrl-C: what `train --resume` needs",
@@ -318,6 +319,7 @@ class LiveRun:
             "state": "running",
             "pid": os.getpid(),
             "host": socket.gethostname(),
+            "compiled": fast.enabled(),  # the optional numba kernels on (the numbers are the same)
             "epoch": 0,
             "epochs": epochs,
             "started": now_iso(),
