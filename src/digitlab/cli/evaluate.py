@@ -54,7 +54,7 @@ def eval_command(model_path: str, data: str | None, data_dir: str | None, split_
                 "data_dir": data_dir or config.data_dir,
             },
         )
-    # its own pixel subset; validation and test converted a chunk at a time
+    # its own pixel subset; the test part converted a chunk at a time
     prepared = prepare_data(config, saved=extra.get("pipeline"), lazy=True)
     if prepared.splits.train.x.shape[1] != model.input_size:
         raise ConfigError(

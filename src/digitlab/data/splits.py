@@ -27,7 +27,7 @@ NIELSEN_VALIDATION_SIZE = 10_000
 class Split:
     """Flattened images (n, features) and their integer labels (n,).
 
-    x is an array, or for prepare_data's validation and test parts rows made when read
+    x is an array, or for the test part of prepare_data(lazy=True) rows made when read
     (data.transforms.LazyRows: index it, or np.asarray it for all at once)."""
 
     x: Any

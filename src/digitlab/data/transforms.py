@@ -228,7 +228,7 @@ def to_float(holder: list[np.ndarray], dtype: npt.DTypeLike) -> np.ndarray:
     bytes, pixel i's output ends at byte k(i + 1) and the input still to read starts at byte
     (k - 1)n + i + 1, which is no earlier, as i < n. (NumPy buffers the overlap within a chunk.)
     So the training set is never held twice (`digitlab train` on MNIST peaked at 1.56x the
-    float32 training set instead of 1.67x; 1.34x since validation and test stay pixels, see
+    float32 training set instead of 1.67x; under 1.5x since the test set stays pixels, see
     LazyRows: benchmarks/PERFORMANCE.md).
     """
     x = holder.pop()
@@ -307,10 +307,10 @@ class LazyRows:
     """Rows kept as they were loaded (MNIST's uint8 pixels) and put through a fitted pipeline
     when read: rows[i:j] (or any row index) gives those rows as the pipeline makes them.
 
-    A validation or test set is read a chunk at a time by evaluation (a row source, see
-    core/arrays.py), so it is never held as floats: for MNIST's 16,000 validation and test images,
-    12 MiB of pixels instead of 48 MiB of float32. The transforms work row by row, so a chunk's
-    rows are exactly what converting the whole set would give. np.asarray(rows) converts all.
+    A test set is read a chunk at a time by evaluation (a row source, see core/arrays.py), so it
+    is never held as floats: MNIST's 10,000 test images take 7.5 MiB of pixels instead of 30 MiB
+    of float32. The transforms work row by row, so a chunk's rows are exactly what converting the
+    whole set would give. np.asarray(rows) converts all.
     """
 
     makes_rows = True
@@ -318,7 +318,9 @@ class LazyRows:
     def __init__(self, raw: np.ndarray, pipeline: Pipeline) -> None:
         if not pipeline.fitted:
             raise RuntimeError("LazyRows needs a fitted pipeline")
-        self.raw, self.pipeline = raw, pipeline
+        # its own copy of a view: a slice of the loaded dataset would keep all of it alive
+        self.raw = raw if raw.base is None else raw.copy()
+        self.pipeline = pipeline
         self.shape = (len(raw), pipeline(raw[:1]).shape[1])
         self.dtype = pipeline.dtype
 

@@ -74,10 +74,7 @@ def whole_test_set(config: Config, splits: Splits) -> Split:
     if config.split != "book":
         return splits.test
     val, test = splits.val, splits.test
-    y = np.concatenate([val.y, test.y])
-    if isinstance(val.x, LazyRows) and isinstance(test.x, LazyRows):  # still raw pixels: join those
-        return Split(LazyRows(np.concatenate([val.x.raw, test.x.raw]), val.x.pipeline), y)
-    return Split(np.concatenate([val.x, test.x]), y)
+    return Split(np.concatenate([val.x, test.x]), np.concatenate([val.y, test.y]))
 
 
 def streams(seed: int) -> dict[str, np.random.Generator]:
@@ -115,8 +112,9 @@ def prepare_data(
 
     saved: a model's pipeline record (modelfile.pipeline_record); its pixel subset's columns
     are kept rather than picked again, so a model evaluated on other data reads its own pixels.
-    lazy: validation and test stay raw pixels (LazyRows), converted a chunk at a time when
-    evaluated (as `digitlab train` and `evaluate` use them); else all three are float arrays.
+    lazy: the test part stays raw pixels (LazyRows), converted a chunk at a time when
+    evaluated (as `digitlab train` and `evaluate` use it); validation, evaluated every epoch, is
+    converted once. Else all three are float arrays.
     """
     dataset, raw = raw_splits(config)
     max_value = 1.0 if config.raw_pixels else dataset.max_value  # dividing by 1 keeps them raw
@@ -137,8 +135,8 @@ def prepare_data(
     n_classes, image_shape = dataset.n_classes, dataset.image_shape
     class_names = dataset.class_names
     # Peak memory: the whole raw dataset is let go once split, and each part's raw pixels while
-    # converted (to_float), so the float arrays (with `lazy`, the training floats and the other
-    # parts' raw pixels) are about all that is ever held (MNIST: benchmarks/PERFORMANCE.md).
+    # converted (to_float), so the float arrays (with `lazy`, all but the test part's, which
+    # stays pixels) are about all that is ever held (MNIST: benchmarks/PERFORMANCE.md).
     repeated = repeated_images(raw)
     raw_parts = parts(raw)
     del dataset, raw
@@ -150,7 +148,7 @@ def prepare_data(
         part = raw_parts.pop(name)
         if len(part.y) == 0:
             raise DataError(f"the {name} set is empty")
-        if lazy and name != "train":  # the pipeline is fitted: the training part came first
+        if lazy and name == "test":  # the pipeline is fitted: the training part came first
             converted[name] = Split(LazyRows(part.x, pipeline), part.y)
             continue
         pixels, labels = [part.x], part.y
