@@ -80,9 +80,10 @@ def logits_in_chunks(
     """(first row, the model's output) for x's rows a chunk of EVAL_CHUNK at a time, no
     training caches; x as as_inputs makes it, or a row source (core/arrays.py), whose rows are
     made and checked a chunk at a time."""
+    made = is_row_source(x)
     for start in range(0, len(x), EVAL_CHUNK):
         rows = x[start : start + EVAL_CHUNK]
-        if is_row_source(x):
+        if made:
             rows = as_inputs(model, rows, what, first_row=start)
         yield start, model.forward(rows, training=False)
 

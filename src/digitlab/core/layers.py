@@ -172,8 +172,7 @@ class Activation:
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if self.activation == "relu" and dout.ndim == 4 and fast.handles(dout):
-            # optional compiled kernel (digitlab.fast), for images as in relu(): (z > 0) * dout
-            # in one pass, the same numbers
+            # optional compiled kernel (digitlab.fast), images only as in relu(): the same numbers
             assert self.z is not None, "no training forward yet"
             return fast.relu_backward(self.z, dout)
         dz = self.slope()

@@ -224,7 +224,6 @@ def _end_epoch(
     result = None
     if validation is not None:
         result = evaluate(model, *validation, loss=options.loss, what="validation")
-    if result is not None:
         record["val_loss"], record["val_accuracy"] = result.loss, result.accuracy
     for monitor in monitors:
         record.update(monitor.end_epoch(state.epoch, model, result))
