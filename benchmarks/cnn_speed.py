@@ -2,7 +2,7 @@
 
     pip install -e '.[bench]'
     python benchmarks/cnn_speed.py --data-dir DIR [--reps 5] [--images 12800]
-        [--threads 2] [--compiled on|off|both] [--profile]
+        [--threads 2] [--compiled on|off|both] [--pool-first] [--profile]
 
 `--compiled` runs digitlab with its optional compiled kernels (digitlab.fast, `pip install -e
 '.[fast]'`), without them (the NumPy code), or both (the default when numba is installed), each
@@ -13,10 +13,12 @@ the rest of the loop; with `--compiled both`, side by side.
 
 The network: Conv 32@3x3 - ReLU - MaxPool 2 - Conv 64@3x3 - ReLU - MaxPool 2 - Flatten -
 Dense 128 - ReLU - Dense 10 (no padding), trained with plain SGD at batch 128 on standardised
-MNIST. digitlab goes through its public API (`build_model`, `fit`), with its default monitors
-on as `digitlab train` runs (sampling their 20 batches per epoch pro rata: 4 in a 12,800-image
-slice); PyTorch is the usual
-nn.Sequential and optimizer loop over tensors in memory. A full epoch of this model takes ten
+MNIST. `--pool-first` puts each max-pool before its ReLU, in both frameworks: max and ReLU
+commute, so it is the same function with the same gradients (tests/core/test_conv.py checks
+digitlab's bit for bit), and the ReLU runs on a quarter of the numbers. digitlab goes
+through its public API (`build_model`, `fit`), with its default monitors on as `digitlab train`
+runs (sampling their 20 batches per epoch pro rata: 4 in a 12,800-image slice); PyTorch is the
+usual nn.Sequential and optimizer loop over tensors in memory. A full epoch of this model takes ten
 seconds or more, so each repetition trains on `--images` training images (12,800 = 100 batches
 by default; repetition k takes the k-th such slice) and the time is scaled to a 60,000-image
 epoch. As in train_speed.py, each framework lives in its own persistent worker process and the
@@ -45,23 +47,28 @@ EPOCH = 60_000
 BATCH = 128
 LEARNING_RATE = 0.05
 
-SPEC: list[dict[str, Any]] = [
-    {"type": "reshape", "shape": [1, 28, 28]},
-    {"type": "conv2d", "filters": 32, "kernel_size": 3},
-    {"type": "activation", "name": "relu"},
-    {"type": "maxpool2d", "size": 2},
-    {"type": "conv2d", "filters": 64, "kernel_size": 3},
-    {"type": "activation", "name": "relu"},
-    {"type": "maxpool2d", "size": 2},
-    {"type": "flatten"},
-    {"type": "dense", "units": 128, "init": "he"},
-    {"type": "activation", "name": "relu"},
-    {"type": "dense", "units": 10},
-]
+RELU: dict[str, Any] = {"type": "activation", "name": "relu"}
+POOL: dict[str, Any] = {"type": "maxpool2d", "size": 2}
+
+
+def spec(pool_first: bool) -> list[dict[str, Any]]:
+    """The network; with pool_first each max-pool comes before its ReLU (the same function)."""
+    block = [POOL, RELU] if pool_first else [RELU, POOL]
+    return [
+        {"type": "reshape", "shape": [1, 28, 28]},
+        {"type": "conv2d", "filters": 32, "kernel_size": 3},
+        *block,
+        {"type": "conv2d", "filters": 64, "kernel_size": 3},
+        *block,
+        {"type": "flatten"},
+        {"type": "dense", "units": 128, "init": "he"},
+        RELU,
+        {"type": "dense", "units": 10},
+    ]
 
 
 class DigitlabCase:
-    def __init__(self, threads: int, images: int, compiled: bool) -> None:
+    def __init__(self, threads: int, images: int, compiled: bool, pool_first: bool) -> None:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(threads, user_api="blas")
@@ -75,7 +82,7 @@ class DigitlabCase:
 
         self.dl = dl
         self.rng = np.random.default_rng(0)
-        self.model = dl.build_model(SPEC, 784, self.rng)
+        self.model = dl.build_model(spec(pool_first), 784, self.rng)
         self.optimizer = dl.get_optimizer("sgd", LEARNING_RATE)
         # The monitors sample 20 batches per epoch, whatever its length; a slice of `images`
         # scaled up to an epoch must sample its share of them, or their cost is counted
@@ -94,16 +101,19 @@ class DigitlabCase:
 
 
 class TorchCase:
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, pool_first: bool) -> None:
         import torch
         from torch import nn
 
         torch.set_num_threads(threads)
         torch.manual_seed(0)
         self.torch = torch
+
+        def block() -> list[Any]:
+            return [nn.MaxPool2d(2), nn.ReLU()] if pool_first else [nn.ReLU(), nn.MaxPool2d(2)]
+
         self.model = nn.Sequential(
-            nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(1, 32, 3), *block(), nn.Conv2d(32, 64, 3), *block(),
             nn.Flatten(), nn.Linear(1600, 128), nn.ReLU(), nn.Linear(128, 10),
         )  # fmt: skip
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=LEARNING_RATE)
@@ -124,7 +134,9 @@ class TorchCase:
         return time.perf_counter() - started, total / len(x)
 
 
-def worker(framework: str, data_dir: str, images: int, threads: int, compiled: bool) -> None:
+def worker(
+    framework: str, data_dir: str, images: int, threads: int, compiled: bool, pool_first: bool
+) -> None:
     """A process that holds the data and one model, and trains on the next slice when asked."""
     images_array, labels, _, _ = load_mnist(data_dir)
     x: Any = images_array
@@ -134,9 +146,9 @@ def worker(framework: str, data_dir: str, images: int, threads: int, compiled: b
 
         x = torch.from_numpy(images_array).reshape(-1, 1, 28, 28)
         y = torch.from_numpy(labels.astype(np.int64))
-    case: Any = TorchCase(threads)
+    case: Any = TorchCase(threads, pool_first)
     if framework == "digitlab":
-        case = DigitlabCase(threads, images, compiled)
+        case = DigitlabCase(threads, images, compiled, pool_first)
     slices = len(x) // images
     done = 0
 
@@ -158,7 +170,9 @@ def compiled_info() -> str:
     return f"on (numba {fast.load_kernels().numba.__version__}, one thread)"
 
 
-def profile(data_dir: str, images: int, threads: int, reps: int, compiled: str) -> None:
+def profile(
+    data_dir: str, images: int, threads: int, reps: int, compiled: str, pool_first: bool
+) -> None:
     """digitlab's time per step by phase (see the module's docstring), as a table: one column
     per setting of the compiled path."""
     from digitlab import fast
@@ -169,7 +183,7 @@ def profile(data_dir: str, images: int, threads: int, reps: int, compiled: str) 
     step = "**step**"
     columns: dict[str, dict[str, float]] = {}
     for on in COMPILED[compiled]:
-        case = DigitlabCase(threads, images, on)
+        case = DigitlabCase(threads, images, on, pool_first)
         spent: dict[str, float] = defaultdict(float)
 
         def timed(key: str, f: Any, spent: dict[str, float] = spent) -> Any:
@@ -235,17 +249,22 @@ def main() -> None:
         default="both" if importlib.util.find_spec("numba") else "off",
         help="digitlab with its compiled kernels, without, or both [both if numba is installed]",
     )
+    parser.add_argument(
+        "--pool-first",
+        action="store_true",
+        help="each max-pool before its ReLU, in both frameworks (the same function, cheaper)",
+    )
     parser.add_argument("--child", choices=FRAMEWORKS)
     args = parser.parse_args()
     if args.profile:
-        profile(args.data_dir, args.images, args.threads, args.reps, args.compiled)
+        profile(args.data_dir, args.images, args.threads, args.reps, args.compiled, args.pool_first)
         return
     if args.child:
         on = args.compiled == "on"
-        worker(args.child, args.data_dir, args.images, args.threads, on)
+        worker(args.child, args.data_dir, args.images, args.threads, on, args.pool_first)
         return
     common = ["--data-dir", args.data_dir, "--images", str(args.images)]
-    common += ["--threads", str(args.threads)]
+    common += ["--threads", str(args.threads)] + (["--pool-first"] if args.pool_first else [])
     workers: dict[str, Worker] = {}
     for on in COMPILED[args.compiled]:
         name = "digitlab, compiled" if on else "digitlab"
@@ -267,6 +286,7 @@ def main() -> None:
     import torch
 
     steps = -(-args.images // BATCH)
+    block = "MaxPool 2 - ReLU" if args.pool_first else "ReLU - MaxPool 2"
     scale = EPOCH / args.images
     print(
         f"## Small CNN, digitlab vs PyTorch, {date.today()}\n\n"
@@ -274,8 +294,8 @@ def main() -> None:
         f"{platform.python_version()}, NumPy {np.__version__}, PyTorch {torch.__version__}; "
         f"digitlab BLAS: {next(iter(workers.values())).hello['kernel']}"
         f"{'; compiled kernels: ' + compiled[0] if compiled else ''}\n\n"
-        f"Conv 32@3x3 - ReLU - MaxPool 2 - Conv 64@3x3 - ReLU - MaxPool 2 - Dense 128 - ReLU - "
-        f"Dense 10, float32, SGD, batch {BATCH}, {args.threads} threads each. Each repetition "
+        f"Conv 32@3x3 - {block} - Conv 64@3x3 - {block} - Dense 128 - ReLU - Dense 10, "
+        f"float32, SGD, batch {BATCH}, {args.threads} threads each. Each repetition "
         f"trains on {args.images:,} images ({steps} steps); seconds are scaled to a "
         f"{EPOCH:,}-image epoch. {args.reps} interleaved repetitions after a warm-up.\n"
     )

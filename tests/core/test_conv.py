@@ -295,6 +295,37 @@ def test_maxpool_tie_sends_the_gradient_to_the_first_maximum():
     np.testing.assert_array_equal(dx[0, 0], expected)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size, stride", [(2, 2), (3, 2)])  # tiled and overlapping windows
+def test_pooling_before_relu_is_the_same_network(dtype, size, stride):
+    """max and ReLU commute, relu(max(window)) = max(relu(window)), and the gradient reaches
+    the same pixels (the first maximum, and nothing from a window whose maximum is <= 0): the
+    recipes' conv - maxpool - relu order computes conv - relu - maxpool's numbers exactly,
+    with its ReLU on a quarter of the numbers (benchmarks/PERFORMANCE.md)."""
+    pool = {"type": "maxpool2d", "size": size, "stride": stride}
+    head = [conv(4, 3, padding=1)]
+    tail = [FLATTEN, {"type": "dense", "units": 5}]
+    relu_first = build(images((2, 9, 9)) + head + [RELU, pool] + tail, (2, 9, 9), dtype=dtype)
+    pool_first = build(images((2, 9, 9)) + head + [pool, RELU] + tail, (2, 9, 9), dtype=dtype)
+    rng = np.random.default_rng(4)
+    # small integers: ties inside windows, windows whose maximum is 0 or below, exact zeros
+    x = rng.integers(-2, 3, (6, 2 * 9 * 9)).astype(dtype)
+    y = rng.integers(0, 5, 6)
+    for model in (relu_first, pool_first):
+        for _, w, _ in model.parameters():
+            w[...] = np.round(w * 4) / 4  # weights in quarters keep the ties in z
+    outputs = [m.forward(x, training=True) for m in (relu_first, pool_first)]
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    for model, out in zip((relu_first, pool_first), outputs, strict=True):
+        model.backward(np.eye(5, dtype=dtype)[y] - out / len(x))
+    z = relu_first.layers[1].forward(x.reshape(6, 2, 9, 9), training=False)
+    assert (z == 0).any() and (z < 0).any()  # the edge cases are there
+    pairs = zip(relu_first.parameters(), pool_first.parameters(), strict=True)
+    for (name, _, g_relu_first), (_, _, g_pool_first) in pairs:
+        assert np.abs(g_relu_first).sum() > 0, name
+        np.testing.assert_array_equal(g_relu_first, g_pool_first, err_msg=name)
+
+
 def test_same_seed_same_weights():
     first, second = build(small_cnn(), (1, 12, 12)), build(small_cnn(), (1, 12, 12))
     for (_, a, _), (_, b, _) in zip(first.parameters(), second.parameters(), strict=True):

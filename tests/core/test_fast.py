@@ -149,7 +149,10 @@ CONVS = [  # (n, c, h, w), layer keys
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("shape", "keys"), CONVS)
-def test_conv_same_as_numpy(shape, keys, dtype, rng):
+@pytest.mark.parametrize("chunk", ["whole batch", "image by image"])
+def test_conv_same_as_numpy(shape, keys, dtype, chunk, rng, monkeypatch):
+    if chunk == "image by image":  # the input gradient's products, made and added per image
+        monkeypatch.setattr(fast, "CHUNK_BYTES", 1)
     x = images(rng, shape, dtype, ties=False)
     x.flat[1] = 0.5
     spec = {"type": "conv2d", **keys}
@@ -190,6 +193,25 @@ def test_gradients_pass_with_the_compiled_path(spec, rng):
     with fast.compiled(True):
         results = check_model(model, x, y)
     assert all(r.passed for r in results), results
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_input_gradient_in_chunks_at_the_recipes_size(dtype, rng):
+    """cnn_augment's second convolution (32 -> 64 channels, 14x14, padding 1) on 40 images: the
+    products are made a few images at a time (18 in float32, 9 in float64), the last chunk short."""
+    shape = (40, 32, 14, 14)
+    x = rng.standard_normal(shape).astype(dtype)
+    spec = {"type": "conv2d", "filters": 64, "kernel_size": 3, "padding": 1}
+    dout = rng.standard_normal((40, 64, 14, 14)).astype(dtype)
+    assert 40 % (fast.CHUNK_BYTES // (9 * 14 * 14 * 32 * np.dtype(dtype).itemsize)) != 0
+
+    def run():
+        lay = layer(spec, shape, dtype)
+        lay.forward(x, True)
+        return lay.backward(dout)
+
+    plain, compiled = both_ways(run)
+    assert same_bits(plain, compiled)
 
 
 def small_cnn_weights(dtype):
