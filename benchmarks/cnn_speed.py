@@ -15,7 +15,7 @@ The network: Conv 32@3x3 - ReLU - MaxPool 2 - Conv 64@3x3 - ReLU - MaxPool 2 - F
 Dense 128 - ReLU - Dense 10 (no padding), trained with plain SGD at batch 128 on standardised
 MNIST. `--pool-first` puts each max-pool before its ReLU, in both frameworks: max and ReLU
 commute, so it is the same function with the same gradients (tests/core/test_conv.py checks
-digitlab's bit for bit), and the ReLU runs on a quarter of the numbers. digitlab goes
+digitlab's exactly equal), and the ReLU runs on a quarter of the numbers. digitlab goes
 through its public API (`build_model`, `fit`), with its default monitors on as `digitlab train`
 runs (sampling their 20 batches per epoch pro rata: 4 in a 12,800-image slice); PyTorch is the
 usual nn.Sequential and optimizer loop over tensors in memory. A full epoch of this model takes ten

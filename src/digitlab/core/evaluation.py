@@ -11,11 +11,18 @@ from typing import Any
 import numpy as np
 
 from digitlab.core.arrays import as_eval_data, as_inputs, is_row_source
+from digitlab.core.guards import spec_size
 from digitlab.core.losses import get_loss, softmax
 
 # Rows per forward pass in evaluation: bounds memory (a conv layer's im2col matrix grows with
 # it) and is faster than larger chunks (see benchmarks/PERFORMANCE.md).
 EVAL_CHUNK = 1024
+# Fewer rows when the outputs of all the layers for a chunk would pass EVAL_BYTES: glibc's malloc
+# serves blocks of up to 32 MiB from its heap and maps larger ones afresh every time, and their
+# page faults then cost more than the forward pass (cnn_augment's 6,000 validation images: 1.7 s
+# in chunks of 1,024 rows, 0.63 s in chunks of 64 or 128, 0.85 s in chunks of 152, where its
+# second layer's im2col matrix passes 32 MiB). MLPs keep chunks of 1,024 rows.
+EVAL_BYTES = 32 << 20
 
 
 @dataclass
@@ -74,22 +81,31 @@ class Evaluation:
         return evaluation_html(self)
 
 
+def chunk_rows(model: Any) -> int:
+    """Rows per evaluation chunk: EVAL_CHUNK, or fewer for a model whose layers' outputs for
+    one example are wide (a CNN's feature maps), so that a chunk's outputs fit in EVAL_BYTES."""
+    size = spec_size(model.spec, model.input_size) if getattr(model, "spec", None) else None
+    if size is None or size[1] == 0:
+        return EVAL_CHUNK
+    return max(1, min(EVAL_CHUNK, EVAL_BYTES // (size[1] * model.dtype.itemsize)))
+
+
 def logits_in_chunks(
     model: Any, x: Any, what: str = "evaluation"
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """(first row, the model's output) for x's rows a chunk of EVAL_CHUNK at a time, no
+    """(first row, the model's output) for x's rows a chunk (chunk_rows) at a time, no
     training caches; x as as_inputs makes it, or a row source (core/arrays.py), whose rows are
     made and checked a chunk at a time."""
-    made = is_row_source(x)
-    for start in range(0, len(x), EVAL_CHUNK):
-        rows = x[start : start + EVAL_CHUNK]
+    made, chunk = is_row_source(x), chunk_rows(model)
+    for start in range(0, len(x), chunk):
+        rows = x[start : start + chunk]
         if made:
             rows = as_inputs(model, rows, what, first_row=start)
         yield start, model.forward(rows, training=False)
 
 
 def predict_logits(model: Any, x: Any) -> np.ndarray:
-    """The model's output for x, computed in chunks of EVAL_CHUNK rows, no training caches."""
+    """The model's output for x, computed in chunks (chunk_rows), no training caches."""
     if not is_row_source(x):
         x = as_inputs(model, x)
     return np.concatenate([logits for _, logits in logits_in_chunks(model, x, "prediction")])
@@ -105,7 +121,7 @@ def evaluate(
 ) -> Evaluation:
     """Mean loss, accuracy, predictions and class probabilities of `model` on (x, y).
 
-    Chunk by chunk (EVAL_CHUNK rows), so that the loss's work arrays stay the size of a chunk:
+    Chunk by chunk (chunk_rows), so that the loss's work arrays stay the size of a chunk:
     the mean loss is the chunks' means weighted by their sizes.
     """
     x, y = as_eval_data(model, x, y, what)  # a row source is checked a chunk at a time
