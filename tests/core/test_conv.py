@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 import digitlab.core  # noqa: F401  (importing the package registers the image layers)
+from digitlab.core import images as images_module
 from digitlab.core.layers import LAYERS
 from digitlab.core.model import build_model
 from digitlab.core.optim import get_optimizer
@@ -79,7 +80,12 @@ def naive_conv(x, w, b, stride, pads):
     ],
 )
 @pytest.mark.parametrize("channels", [1, 2])  # im2col copies one channel differently
-def test_conv_matches_the_definition(kernel_size, stride, padding, pads, channels, rng):
+@pytest.mark.parametrize("chunks", ["whole batch", "image by image"])
+def test_conv_matches_the_definition(
+    kernel_size, stride, padding, pads, channels, chunks, rng, monkeypatch
+):
+    if chunks == "image by image":  # the products made a chunk of images at a time
+        monkeypatch.setattr(images_module, "CHUNK_BYTES", 1)
     shape = (channels, 7, 6)
     model = build(images(shape) + [conv(4, kernel_size, stride=stride, padding=padding)], shape)
     lay = model.layers[1]
@@ -157,7 +163,10 @@ def test_conv_pool_dense_gradients(conv_args, pool, rng):
         {"type": "batchnorm"},
     ],
 )
-def test_input_gradients(lay_spec, rng):
+@pytest.mark.parametrize("chunks", ["whole batch", "image by image"])
+def test_input_gradients(lay_spec, chunks, rng, monkeypatch):
+    if chunks == "image by image":  # a convolution's products a chunk of images at a time
+        monkeypatch.setattr(images_module, "CHUNK_BYTES", 1)
     # an odd 7 x 5 image; right after the reshape nothing upstream is trained, so the model
     # switches the input gradient off: switch it on to check it
     model = build(images((2, 7, 5)) + [lay_spec], (2, 7, 5))

@@ -15,6 +15,7 @@ pytest.importorskip("numba")
 
 import digitlab.core  # noqa: E402, F401  (registers the image layers)
 from digitlab import fast  # noqa: E402
+from digitlab.core import images as images_module  # noqa: E402
 from digitlab.core.layers import Activation  # noqa: E402
 from digitlab.core.model import build_model  # noqa: E402
 from digitlab.core.optim import get_optimizer  # noqa: E402
@@ -151,8 +152,8 @@ CONVS = [  # (n, c, h, w), layer keys
 @pytest.mark.parametrize(("shape", "keys"), CONVS)
 @pytest.mark.parametrize("chunk", ["whole batch", "image by image"])
 def test_conv_same_as_numpy(shape, keys, dtype, chunk, rng, monkeypatch):
-    if chunk == "image by image":  # the input gradient's products, made and added per image
-        monkeypatch.setattr(fast, "CHUNK_BYTES", 1)
+    if chunk == "image by image":  # both paths make their products an image at a time
+        monkeypatch.setattr(images_module, "CHUNK_BYTES", 1)
     x = images(rng, shape, dtype, ties=False)
     x.flat[1] = 0.5
     spec = {"type": "conv2d", **keys}
@@ -196,22 +197,25 @@ def test_gradients_pass_with_the_compiled_path(spec, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_the_input_gradient_in_chunks_at_the_recipes_size(dtype, rng):
-    """cnn_augment's second convolution (32 -> 64 channels, 14x14, padding 1) on 40 images: the
-    products are made a few images at a time (18 in float32, 9 in float64), the last chunk short."""
-    shape = (40, 32, 14, 14)
+def test_a_convolution_in_chunks_at_the_recipes_size(dtype, rng):
+    """cnn_augment's second convolution (32 -> 64 channels, 14x14, padding 1) on 42 images:
+    im2col with its product, and the input gradient's products, are made a few images at a time
+    (9 in float32, 4 in float64), the last chunk short."""
+    shape = (42, 32, 14, 14)
     x = rng.standard_normal(shape).astype(dtype)
     spec = {"type": "conv2d", "filters": 64, "kernel_size": 3, "padding": 1}
-    dout = rng.standard_normal((40, 64, 14, 14)).astype(dtype)
-    assert 40 % (fast.CHUNK_BYTES // (9 * 14 * 14 * 32 * np.dtype(dtype).itemsize)) != 0
+    dout = rng.standard_normal((42, 64, 14, 14)).astype(dtype)
+    per_chunk = images_module.CHUNK_BYTES // (9 * 14 * 14 * 32 * np.dtype(dtype).itemsize)
+    assert 1 < per_chunk < 42 and 42 % per_chunk != 0
 
     def run():
         lay = layer(spec, shape, dtype)
-        lay.forward(x, True)
-        return lay.backward(dout)
+        z = lay.forward(x, True)
+        return z, lay.backward(dout), *(g.copy() for g in lay.grads.values())
 
     plain, compiled = both_ways(run)
-    assert same_bits(plain, compiled)
+    for a, b in zip(plain, compiled, strict=True):
+        assert same_bits(a, b)
 
 
 def small_cnn_weights(dtype):

@@ -7,8 +7,9 @@ im2col: each output pixel's receptive field, kh x kw pixels of c channels, is co
 row of cols (n*oh*ow, kh*kw*c); with the weights w stored as (kh, kw, c, filters), a
 (kh*kw*c, filters) matrix, z = cols @ w + b, and backward dw = cols.T @ dz. The input gradient
 goes back one kernel offset (i, j) at a time: the pixels under offset (i, j) of every window form
-a strided view of x, and receive dz @ w[i, j].T. Python loops run over kernel offsets, never over
-samples or pixels.
+a strided view of x, and receive dz @ w[i, j].T. Python loops run over kernel offsets and over
+chunks of a few images (core/images.py's image_chunks, so that rows are used while in cache),
+never over samples or pixels.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from digitlab.core.images import (
     channels_first,
     channels_last,
     check_fits,
+    image_chunks,
     image_shape,
     out_size,
     pair,
@@ -81,19 +83,24 @@ class Conv2D:
         n, channels = len(x), x.shape[3]
         padded = (n, x.shape[1] + top + bottom, x.shape[2] + left + right, channels)
         out = out_size(padded[1:3], (kh, kw), self.stride)
+        w, b = self.params["w"].reshape(-1, filters), self.params.get("b")
         if channels > 1 and fast.handles(x):
-            # optional compiled kernel (digitlab.fast): pads and copies in one parallel pass
-            cols = fast.im2col(x, (kh, kw), self.stride, self.padding)
+            # optional compiled path (digitlab.fast): im2col, the product and the bias a few
+            # images at a time, the padding read as zeros; the same numbers
+            cols, z = fast.conv_forward(x, w, b, (kh, kw), self.stride, self.padding)
         else:
             if top or bottom or left or right:
                 x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
             cols = im2col(x, (kh, kw), self.stride, out)
-        z = cols @ self.params["w"].reshape(-1, filters)  # (n*oh*ow, filters)
-        if "b" in self.params:
-            if fast.handles(z, self.params["b"]):  # optional compiled kernel: the same sums
-                fast.add_bias(z, self.params["b"])
-            else:
-                z += self.params["b"]
+            z = np.empty((len(cols), filters), np.result_type(cols, w))  # (n*oh*ow, filters)
+            rows = out[0] * out[1]  # cols's rows per image
+            for first, last in image_chunks(n, cols[:rows].nbytes):  # fast's products, exactly
+                np.matmul(cols[first * rows : last * rows], w, out=z[first * rows : last * rows])
+            if b is not None:
+                if fast.handles(z, b):  # optional compiled kernel: the same sums
+                    fast.add_bias(z, b)
+                else:
+                    z += b
         if training:
             self._cols, self._padded_shape = cols, padded
         return channels_first(z.reshape(n, *out, filters))
@@ -114,11 +121,14 @@ class Conv2D:
             dx = fast.conv_input_gradient(dz, w, self._input_shape(), self.stride, self.padding)
             return channels_first(dx)
         dx = np.zeros(self._padded_shape, dout.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                window(dx, i, j, self.stride, (oh, ow))[...] += (dz @ w[i, j].T).reshape(
-                    n, oh, ow, channels
-                )
+        rows = oh * ow  # dz's rows per image
+        for first, last in image_chunks(n, kh * kw * rows * channels * dz.itemsize):
+            part, dz_part = dx[first:last], dz[first * rows : last * rows]
+            for i in range(kh):
+                for j in range(kw):
+                    window(part, i, j, self.stride, (oh, ow))[...] += (dz_part @ w[i, j].T).reshape(
+                        last - first, oh, ow, channels
+                    )
         (top, bottom), (left, right) = self.padding
         dx = dx[:, top : dx.shape[1] - bottom, left : dx.shape[2] - right]
         return channels_first(dx)

@@ -8,6 +8,7 @@ memory stays channels-last, and the next image layer transposes it back for free
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -60,3 +61,17 @@ def window(x: np.ndarray, i: int, j: int, stride: Pair, out: Pair) -> np.ndarray
     """The strided view x[:, i + stride*r, j + stride*s, :] for every output pixel (r, s)."""
     (sh, sw), (oh, ow) = stride, out
     return x[:, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw, :]
+
+
+# A convolution makes its products (z = cols @ w; the input gradient's dz @ w[i, j].T) for this
+# many bytes of rows at a time, so that what im2col has just written, or what a product has just
+# made, is still in cache when it is used (benchmarks/PERFORMANCE.md). The NumPy code and the
+# compiled path (digitlab.fast) cut at the same images, so they call BLAS with the same shapes.
+CHUNK_BYTES = 1 << 21
+
+
+def image_chunks(n: int, bytes_per_image: int) -> Iterator[tuple[int, int]]:
+    """(first, last) ranges over n images, about CHUNK_BYTES of rows each (one image at least)."""
+    step = max(1, CHUNK_BYTES // max(1, bytes_per_image))
+    for first in range(0, n, step):
+        yield first, min(n, first + step)
