@@ -146,9 +146,11 @@ def worker(
 
         x = torch.from_numpy(images_array).reshape(-1, 1, 28, 28)
         y = torch.from_numpy(labels.astype(np.int64))
-    case: Any = TorchCase(threads, pool_first)
-    if framework == "digitlab":
-        case = DigitlabCase(threads, images, compiled, pool_first)
+    case: Any = (
+        DigitlabCase(threads, images, compiled, pool_first)
+        if framework == "digitlab"
+        else TorchCase(threads, pool_first)
+    )
     slices = len(x) // images
     done = 0
 
