@@ -81,7 +81,7 @@ class Worker:
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line:
-            sys.exit(f"benchmark worker {self.process.args} died")
+            sys.exit(f"benchmark worker {self.process.args!r} died")
         return json.loads(line)
 
     def ask(self, do: str, args: Any = None) -> Any:
