@@ -80,6 +80,9 @@ def test_lazy_test_rows_are_the_eager_array(shifted_folder, split):
     np.testing.assert_array_equal(rows[[5, 0, 5]], full[[5, 0, 5]])
     np.testing.assert_array_equal(rows[2], full[2])
     np.testing.assert_array_equal(np.asarray(rows), full)
+    assert np.asarray(rows, dtype=np.float64).dtype == np.float64
+    with pytest.raises(ValueError, match="new array"):  # NumPy 2's copy=False: no copy allowed
+        np.asarray(rows, copy=False)
     whole_lazy, whole = whole_test_set(config, lazy), whole_test_set(config, eager)
     np.testing.assert_array_equal(np.asarray(whole_lazy.x), whole.x)
     np.testing.assert_array_equal(whole_lazy.y, whole.y)

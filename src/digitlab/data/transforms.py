@@ -334,8 +334,10 @@ class LazyRows:
         return self.pipeline(rows)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if copy is False:  # NumPy's rule, as for a list: an array that must be made is a copy
+            raise ValueError("LazyRows makes its rows when read: they exist only as a new array")
         rows = self.pipeline(self.raw)
-        return rows if dtype is None else rows.astype(dtype)
+        return rows if dtype is None else rows.astype(dtype, copy=False)
 
     @property
     def nbytes(self) -> int:
