@@ -27,17 +27,28 @@ def add_data_dir(parser: argparse.ArgumentParser) -> None:
     default = os.environ.get(DATA_VARIABLE)
     parser.add_argument(
         "--data-dir",
+        type=_folder,
         default=default,
         required=default is None,
         help=f"folder of the four MNIST IDX files [${DATA_VARIABLE}]",
     )
 
 
+def _folder(value: str) -> str:
+    if not os.path.isdir(value):
+        raise argparse.ArgumentTypeError(f"{value}: no such folder")
+    return value
+
+
 def load_mnist(data_dir: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Standardised float32 MNIST (train images, labels, test images, labels)."""
     from digitlab.data import build_pipeline, load_idx_folder
+    from digitlab.errors import DigitlabError
 
-    dataset = load_idx_folder(data_dir)
+    try:
+        dataset = load_idx_folder(data_dir)
+    except DigitlabError as err:  # a missing folder or file, a corrupt one: one line, no traceback
+        raise SystemExit(f"{os.path.basename(sys.argv[0])}: {err}") from None
     pipeline = build_pipeline(
         max_value=dataset.max_value, image_shape=dataset.image_shape, standardize=True
     )
