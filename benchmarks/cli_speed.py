@@ -1,8 +1,8 @@
 """`digitlab train` as a whole process against a plain PyTorch script doing the same job.
 
     pip install -e '.[bench]'
-    python benchmarks/cli_speed.py --data-dir DIR [--reps 3] [--epochs 5] [--batches 128,1000]
-        [--forms raw,standardized] [--profile]
+    python benchmarks/cli_speed.py --data-dir DIR [--reps 3] [--epochs 5]
+        [--batches 32,128,1000] [--forms raw,standardized] [--profile]
 
 What users run, measured from outside: the CLI (`digitlab train --data mnist --split book
 --hidden-sizes 100 --activation sigmoid --optimizer sgd --learning-rate 0.1 --batch-size B`,
@@ -15,8 +15,9 @@ digitlab, ...) so that the machine's slow phases hit both alike; the table gives
 the spread (max / min), the BLAS kernel and a matmul probe (GFLOP/s of a 2048^3 sgemm) taken
 before each repetition, so that a slow phase shows.
 
---profile runs the CLI once in-process under cProfile and prints where its epochs go, phase by
-phase (forward, backward, optimizer, monitors, validation, gather, progress bar, files).
+--profile runs the CLI once in-process under cProfile (the first form, batch 128 when listed)
+and prints where its epochs go, phase by phase (forward, backward, optimizer, monitors,
+validation, gather, progress bar, files).
 """
 
 from __future__ import annotations
@@ -176,7 +177,8 @@ def profile(args: argparse.Namespace) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         form = args.forms.split(",")[0]
-        batch = int(args.batches.split(",")[0])
+        batches = [int(b) for b in args.batches.split(",")]
+        batch = 128 if 128 in batches else batches[0]  # the target's batch, when it is listed
         argv = cli_command(args.data_dir, args.epochs, batch, form, f"{tmp}/run")[3:]
         profiler = cProfile.Profile()
         started = time.perf_counter()
@@ -226,7 +228,7 @@ def main() -> None:
     add_data_dir(parser)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--batches", default="128,1000")
+    parser.add_argument("--batches", default="32,128,1000")
     parser.add_argument("--forms", default="raw,standardized")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="with --profile: the top functions")
