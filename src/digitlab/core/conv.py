@@ -8,7 +8,7 @@ row of cols (n*oh*ow, kh*kw*c); with the weights w stored as (kh, kw, c, filters
 (kh*kw*c, filters) matrix, z = cols @ w + b, and backward dw = cols.T @ dz. The input gradient
 goes back one kernel offset (i, j) at a time: the pixels under offset (i, j) of every window form
 a strided view of x, and receive dz @ w[i, j].T. Python loops run over kernel offsets and over
-chunks of a few images (core/images.py's image_chunks, so that rows are used while in cache),
+chunks of a few images (core/images.py's conv_chunks, so that rows are used while in cache),
 never over samples or pixels.
 """
 
@@ -25,7 +25,7 @@ from digitlab.core.images import (
     channels_first,
     channels_last,
     check_fits,
-    image_chunks,
+    conv_chunks,
     image_shape,
     out_size,
     pair,
@@ -94,7 +94,7 @@ class Conv2D:
             cols = im2col(x, (kh, kw), self.stride, out)
             z = np.empty((len(cols), filters), np.result_type(cols, w))  # (n*oh*ow, filters)
             rows = out[0] * out[1]  # cols's rows per image
-            for first, last in image_chunks(n, cols[:rows].nbytes):  # fast's products, exactly
+            for first, last in conv_chunks(n, rows, cols.shape[1], cols.itemsize):  # fast's too
                 np.matmul(cols[first * rows : last * rows], w, out=z[first * rows : last * rows])
             if b is not None:
                 if fast.handles(z, b):  # optional compiled kernel: the same sums
@@ -122,7 +122,7 @@ class Conv2D:
             return channels_first(dx)
         dx = np.zeros(self._padded_shape, dout.dtype)
         rows = oh * ow  # dz's rows per image
-        for first, last in image_chunks(n, kh * kw * rows * channels * dz.itemsize):
+        for first, last in conv_chunks(n, rows, kh * kw * channels, dz.itemsize):
             part, dz_part = dx[first:last], dz[first * rows : last * rows]
             for i in range(kh):
                 for j in range(kw):

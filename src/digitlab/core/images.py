@@ -70,8 +70,10 @@ def window(x: np.ndarray, i: int, j: int, stride: Pair, out: Pair) -> np.ndarray
 CHUNK_BYTES = 1 << 21
 
 
-def image_chunks(n: int, bytes_per_image: int) -> Iterator[tuple[int, int]]:
-    """(first, last) ranges over n images, about CHUNK_BYTES of rows each (one image at least)."""
-    step = max(1, CHUNK_BYTES // max(1, bytes_per_image))
+def conv_chunks(n: int, rows: int, width: int, itemsize: int) -> Iterator[tuple[int, int]]:
+    """(first, last) ranges over a convolution's n images, about CHUNK_BYTES each (one image at
+    least) of the (rows, width) numbers an image has: its im2col rows (width kh*kw*c), or its
+    input gradient's kh*kw per-offset products (rows, c), which are as many."""
+    step = max(1, CHUNK_BYTES // max(1, rows * width * itemsize))
     for first in range(0, n, step):
         yield first, min(n, first + step)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.core.images import image_chunks
+from digitlab.core.images import conv_chunks
 
 Pair = tuple[int, int]
 
@@ -182,7 +182,7 @@ def conv_forward(
     n, rows = len(x), oh * ow
     cols = np.empty((n, oh, ow, *kernel, x.shape[3]), x.dtype)
     z = np.empty((n * rows, w.shape[1]), x.dtype)
-    for first, last in image_chunks(n, cols[:1].nbytes):  # the NumPy code's chunks
+    for first, last in conv_chunks(n, rows, w.shape[0], x.itemsize):  # the NumPy code's chunks
         part = z[first * rows : last * rows]
         np.matmul(im2col(x[first:last], kernel, stride, padding, cols[first:last]), w, out=part)
         if b is not None:
@@ -212,7 +212,7 @@ def conv_input_gradient(
     out = _out_size(in_shape[1] + top + bottom, in_shape[2] + left + right, (kh, kw), stride)
     rows = out[0] * out[1]  # dz's rows per image
     dx = np.empty(in_shape, dz.dtype)
-    for first, last in image_chunks(n, kh * kw * rows * channels * dz.itemsize):
+    for first, last in conv_chunks(n, rows, kh * kw * channels, dz.itemsize):
         dz_part = dz[first * rows : last * rows]
         products = np.empty((kh * kw, len(dz_part), channels), dz.dtype)
         for offset in range(kh * kw):
