@@ -6,13 +6,14 @@ evaluate it, save and load it. The engine itself lives in `digitlab.core` (NumPy
 
 from digitlab.core.activations import ACTIVATIONS, activation
 from digitlab.core.evaluation import Evaluation, History, evaluate
+from digitlab.core.hooks import TrainHooks
 from digitlab.core.layers import LAYERS
 from digitlab.core.losses import LOSSES
 from digitlab.core.model import Sequential, build_model
 from digitlab.core.optim import OPTIMIZERS, get_optimizer
 from digitlab.core.schedules import SCHEDULES, batch_size_schedule, get_schedule
 from digitlab.core.specs import mlp_spec
-from digitlab.core.train import TrainHooks, TrainOptions, fit
+from digitlab.core.train import TrainOptions, fit
 from digitlab.data import build_pipeline, load_dataset, make_splits
 from digitlab.diagnostics.monitors import default_monitors
 from digitlab.errors import ConfigError, DataError, DigitlabError, ModelError, NumericError

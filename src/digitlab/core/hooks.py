@@ -1,5 +1,6 @@
-"""What watches training: the per-epoch and per-batch callbacks, and the monitors' contract;
-and the one hook that changes the model between epochs, the activation schedule.
+"""What watches training: the per-epoch and per-batch callbacks, and the monitors' contract,
+gathered for `fit` in a TrainHooks; and the one hook that changes the model between epochs, the
+activation schedule.
 
 A monitor sees each sampled batch as a `Step`, once before the optimizer's update (the
 gradients are fresh) and once after, and returns its per-epoch numbers at the end of an epoch;
@@ -51,6 +52,19 @@ class Monitor(Protocol):
     def end_epoch(
         self, epoch: int, model: Any, validation: Evaluation | None
     ) -> dict[str, float]: ...
+
+
+@dataclass
+class TrainHooks:
+    """Who watches training: per-epoch callbacks (record, model), a per-batch callback (epoch,
+    batch, rows), monitors (see Monitor), a stop flag polled after every batch, and epoch-start
+    hooks that may change the model (see activation_schedule below)."""
+
+    callbacks: Sequence[EpochCallback] = ()
+    epoch_start: Sequence[EpochStart] = ()
+    on_batch: BatchCallback | None = None
+    monitors: Sequence[Monitor] = ()
+    should_stop: Callable[[], bool] | None = None
 
 
 def set_hidden_activation(model: Any, name: str, params: dict[str, Any] | None = None) -> None:

@@ -3,8 +3,9 @@
 `fit` is one plain function: per batch, one forward pass whose logits serve both the gradient
 and the reported training loss and accuracy (never a second forward just to report), one
 backward pass and one optimizer step. What to train for is a `TrainOptions`; who watches
-(callbacks, monitors, a stop flag) is a `TrainHooks`. Per-epoch numbers go into a History and
-to callbacks; printing is the caller's business. The only randomness is the Generator passed in.
+(callbacks, monitors, a stop flag) is a `TrainHooks` (core/hooks.py). Per-epoch numbers go
+into a History and to callbacks; printing is the caller's business. The only randomness is the
+Generator passed in.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 from digitlab.core.arrays import as_eval_data, as_model_data
 from digitlab.core.evaluation import Evaluation, History, evaluate
 from digitlab.core.guards import loss_problem
-from digitlab.core.hooks import BatchCallback, EpochCallback, EpochStart, Monitor, Step
+from digitlab.core.hooks import Monitor, Step, TrainHooks
 from digitlab.core.layers import Dense
 from digitlab.core.losses import get_loss
 from digitlab.core.optim import Optimizer, clip_grad_norm, limit_unit_norms
@@ -67,19 +68,6 @@ class TrainOptions:
     augment: Callable[[np.ndarray], np.ndarray] | None = None
     clip_grad_norm: float | None = None
     max_norm: float | None = None
-
-
-@dataclass
-class TrainHooks:
-    """Who watches training: per-epoch callbacks (record, model), a per-batch callback (epoch,
-    batch, rows), monitors (see Monitor), a stop flag polled after every batch, and epoch-start
-    hooks that may change the model (see core/hooks.py: the activation schedule)."""
-
-    callbacks: Sequence[EpochCallback] = ()
-    epoch_start: Sequence[EpochStart] = ()
-    on_batch: BatchCallback | None = None
-    monitors: Sequence[Monitor] = ()
-    should_stop: Callable[[], bool] | None = None
 
 
 def fit(

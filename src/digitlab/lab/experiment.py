@@ -19,12 +19,12 @@ import numpy as np
 
 from digitlab.core.activations import ACTIVATIONS
 from digitlab.core.evaluation import EVAL_CHUNK, Evaluation, History, evaluate, predict_logits
-from digitlab.core.hooks import BatchCallback, EpochCallback, activation_schedule
+from digitlab.core.hooks import BatchCallback, EpochCallback, TrainHooks, activation_schedule
 from digitlab.core.losses import example_losses
 from digitlab.core.model import Sequential, build_model
 from digitlab.core.schedules import batch_size_schedule, get_schedule
 from digitlab.core.specs import mlp_spec
-from digitlab.core.train import TrainHooks, TrainOptions, TrainState, fit
+from digitlab.core.train import TrainOptions, TrainState, fit
 from digitlab.data import Split, Splits, build_pipeline, load_dataset, make_splits
 from digitlab.data.augment import build_augment
 from digitlab.data.splits import repeated_images
