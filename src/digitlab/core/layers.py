@@ -8,10 +8,11 @@ A layer is described by a plain dict (`{"type": "dense", "units": 100}`,
 `{"type": "activation", "name": "sigmoid"}`, `{"type": "dropout", "rate": 0.5}`); the
 `LAYERS` registry maps each type to a factory, registered with `@layer(type)`, that builds the
 layer for a given input shape and returns it with its output shape. Importing `digitlab.core`
-registers every built-in type: dense, activation, dropout, reshape, flatten (here), add and
-concat (merge.py), conv2d (conv.py), maxpool2d and avgpool2d (pooling.py), batchnorm
-(batchnorm.py), mixed (mixed.py). The model engine that wires layers into a graph (a stack is
-the chain) is core/model.py; the description is what a saved model stores beside its arrays.
+registers every built-in type: dense, activation, reshape, flatten (here), dropout
+(dropout.py), add and concat (merge.py), conv2d (conv.py), maxpool2d and avgpool2d (pooling.py),
+batchnorm (batchnorm.py), mixed (mixed.py). The model engine that wires layers into a graph (a
+stack is the chain) is core/model.py; the description is what a saved model stores beside its
+arrays.
 """
 
 from __future__ import annotations
@@ -186,43 +187,6 @@ def _activation(
 ) -> tuple[Any, Shape]:
     params = {k: v for k, v in spec.items() if k not in ("type", "name")}
     return Activation(spec["name"], **params), in_shape
-
-
-class Dropout:
-    """Inverted dropout: in training, zero each unit with probability `rate`, scale the rest."""
-
-    multi_input = False
-
-    def __init__(self, rate: float, rng: np.random.Generator) -> None:
-        if not 0 <= rate < 1:
-            raise ConfigError(f"dropout rate must be in [0, 1), got {rate}")
-        self.name = "dropout"
-        self.rate, self.rng = rate, rng
-        self.params: dict[str, np.ndarray] = {}
-        self.grads: dict[str, np.ndarray] = {}
-        self.buffers: dict[str, np.ndarray] = {}
-        self.needs_input_grad = True
-        self._mask: np.ndarray | None = None
-
-    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        if not training or self.rate == 0:
-            self._mask = None
-            return x
-        keep = 1 - self.rate
-        # The 1/keep scaling is folded into the mask, so evaluation needs no rescaling.
-        self._mask = (self.rng.random(x.shape, dtype=np.float64) < keep).astype(x.dtype)
-        self._mask /= x.dtype.type(keep)
-        return x * self._mask
-
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        return dout if self._mask is None else dout * self._mask
-
-
-@layer("dropout")
-def _dropout(
-    spec: dict[str, Any], in_shape: Shape, rng: np.random.Generator, dtype: Any
-) -> tuple[Any, Shape]:
-    return Dropout(float(spec["rate"]), rng), in_shape
 
 
 class Reshape:
