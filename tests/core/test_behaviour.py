@@ -4,9 +4,9 @@ samples a feature produces, so it fails when the behaviour behind a flag or a na
 import numpy as np
 import pytest
 
+from digitlab.core.dropout import Dropout
 from digitlab.core.evaluation import evaluate
 from digitlab.core.init import INITIALISERS
-from digitlab.core.layers import Dropout
 from digitlab.core.model import build_model
 from digitlab.core.optim import get_optimizer
 from digitlab.core.schedules import batch_size_schedule, get_schedule

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from digitlab.core.activations import ACTIVATIONS
-from digitlab.core.layers import Dropout
+from digitlab.core.dropout import Dropout
 from digitlab.core.model import build_model
 from digitlab.core.specs import mlp_spec
 from digitlab.diagnostics.gradcheck import check_model
