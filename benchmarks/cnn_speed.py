@@ -34,12 +34,11 @@ import os
 import platform
 import statistics
 import time
-from collections import defaultdict
 from datetime import date
 from typing import Any
 
 import numpy as np
-from workers import Worker, add_data_dir, blas_kernel, load_mnist, serve
+from workers import PhaseTimer, Worker, add_data_dir, blas_kernel, load_mnist, serve
 
 FRAMEWORKS = ("digitlab", "torch")
 COMPILED = {"on": [True], "off": [False], "both": [False, True]}
@@ -178,7 +177,7 @@ def profile(
     """digitlab's time per step by phase (see the module's docstring), as a table: one column
     per setting of the compiled path."""
     from digitlab import fast
-    from digitlab.core import conv, losses
+    from digitlab.core import conv
 
     x, y, _, _ = load_mnist(data_dir)
     inside = "conv im2col (inside the conv forwards)"
@@ -186,38 +185,17 @@ def profile(
     columns: dict[str, dict[str, float]] = {}
     for on in COMPILED[compiled]:
         case = DigitlabCase(threads, images, on, pool_first)
-        spent: dict[str, float] = defaultdict(float)
-
-        def timed(key: str, f: Any, spent: dict[str, float] = spent) -> Any:
-            def run(*args: Any, **kwargs: Any) -> Any:
-                started = time.perf_counter()
-                try:
-                    return f(*args, **kwargs)
-                finally:
-                    spent[key] += time.perf_counter() - started
-
-            return run
-
-        for node in case.model.nodes:
-            for method in ("forward", "backward"):
-                key = f"{node.name} {method}"
-                setattr(node.layer, method, timed(key, getattr(node.layer, method)))
-        plain_im2col, fast_im2col = conv.im2col, fast.im2col
-        conv.im2col, fast.im2col = timed(inside, plain_im2col), timed(inside, fast_im2col)
-        loss = "softmax_cross_entropy"
-        plain_loss = losses.LOSSES[loss]
-        losses.LOSSES[loss] = timed("loss", plain_loss)
-        case.optimizer.step = timed("optimizer", case.optimizer.step)  # type: ignore[method-assign]
-        for monitor in case.monitors:
-            for method in ("before_update", "after_update", "end_epoch"):
-                setattr(monitor, method, timed("monitors", getattr(monitor, method)))
+        timer = PhaseTimer(case.model, case.optimizer, case.monitors)
+        timer.patch(conv, "im2col", inside)
+        timer.patch(fast, "im2col", inside)
+        spent = timer.spent
         case.train(x[:images], y[:images])  # warm-up (and numba's compilation, or its cache)
         spent.clear()
         total = 0.0
         for k in range(reps):
             start = (k + 1) * images % (len(x) - images)
             total += case.train(x[start : start + images], y[start : start + images])[0]
-        conv.im2col, fast.im2col, losses.LOSSES[loss] = plain_im2col, fast_im2col, plain_loss
+        timer.restore()
         steps = reps * -(-images // BATCH)
         spent["rest of the loop (batches, bookkeeping)"] = total - sum(
             v for key, v in spent.items() if key != inside

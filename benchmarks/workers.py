@@ -1,5 +1,5 @@
 """What the speed benchmarks share: MNIST through digitlab's own loader, the BLAS kernel in
-use, and worker processes.
+use, a timer of training's phases, and worker processes.
 
 Each framework lives in its own persistent worker process (the benchmark script run again with
 `--child ...`), which holds the data and one model and answers JSON commands on stdin, one line
@@ -14,6 +14,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -68,6 +70,54 @@ def blas_kernel() -> str:
         f"{i.get('num_threads')} threads"
         for i in infos
     )
+
+
+class PhaseTimer:
+    """Seconds spent in each phase of digitlab's training, while `fit` itself runs: each layer's
+    forward and backward ("dense1 forward"), the loss ("loss"), the optimizer's step
+    ("optimizer") and the monitors ("monitors"), by wrapping them. `patch` times a function of a
+    module too (an im2col); `restore` puts back what was patched in modules and registries."""
+
+    def __init__(
+        self, model: Any, optimizer: Any, monitors: list[Any], loss: str = "softmax_cross_entropy"
+    ) -> None:
+        from digitlab.core import losses
+
+        self.spent: dict[str, float] = defaultdict(float)
+        self._undo: list[Callable[[], None]] = []
+        for node in model.nodes:
+            for method in ("forward", "backward"):
+                self._wrap(node.layer, method, f"{node.name} {method}")
+        self._wrap(optimizer, "step", "optimizer")
+        for monitor in monitors:
+            for method in ("before_update", "after_update", "end_epoch"):
+                self._wrap(monitor, method, "monitors")
+        plain = losses.LOSSES[loss]
+        losses.LOSSES[loss] = self.timed("loss", plain)
+        self._undo.append(lambda: losses.LOSSES.__setitem__(loss, plain))
+
+    def timed(self, key: str, f: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                self.spent[key] += time.perf_counter() - started
+
+        return run
+
+    def _wrap(self, owner: Any, name: str, key: str) -> None:
+        setattr(owner, name, self.timed(key, getattr(owner, name)))
+
+    def patch(self, module: Any, name: str, key: str) -> None:
+        plain = getattr(module, name)
+        setattr(module, name, self.timed(key, plain))
+        self._undo.append(lambda: setattr(module, name, plain))
+
+    def restore(self) -> None:
+        for undo in reversed(self._undo):
+            undo()
+        self._undo.clear()
 
 
 def serve(handlers: dict[str, Callable[[Any], Any]], hello: dict[str, Any]) -> None:
